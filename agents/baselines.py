@@ -1,4 +1,4 @@
-"""Baseline agents: random and oracle.
+"""Baseline agents: random, mean-click and oracle.
 
 The oracle acts from the ground truth an env puts in ``info`` and must score 100% on every offline
 benchmark: it checks the env and metric plumbing, not a model. The random agent is the floor.
@@ -70,4 +70,34 @@ class RandomAgent(_Batched):
         return Action.click(float(x), float(y), frame=Frame.NORMALIZED)
 
 
-AGENTS = {"oracle": OracleAgent, "random": RandomAgent}
+class MeanClickAgent(_Batched):
+    """Always clicks one fixed point (normalized frame), by default the mean target centre of a
+    training set (:meth:`fit`): the best a policy that ignores the screenshot does with one point,
+    about. A trained model must beat it to show it reads the image."""
+
+    name = "mean-click"
+
+    def __init__(self, x: float = 0.5, y: float = 0.5):
+        self.x, self.y = float(x), float(y)
+
+    @classmethod
+    def fit(cls, samples: Sequence[Any]) -> "MeanClickAgent":
+        """From :class:`~tasks.types.GroundingSample`-like objects (``box``, ``width``, ``height``)."""
+        if not samples:
+            raise ValueError("MeanClickAgent.fit needs at least one sample")
+        c = np.mean([[(s.box[0] + s.box[2]) / 2 / s.width, (s.box[1] + s.box[3]) / 2 / s.height] for s in samples], axis=0)
+        return cls(float(c[0]), float(c[1]))
+
+    def act(self, observation: Mapping[str, Any], info: Mapping[str, Any]) -> Action:
+        return Action.click(self.x, self.y, frame=Frame.NORMALIZED)
+
+    def accuracy(self, samples: Sequence[Any]) -> float:
+        """Fraction of ``samples`` whose box holds the fixed point (ScreenSpot's hit test)."""
+        from rewards.grounding import point_in_box
+
+        if not samples:
+            return float("nan")
+        return float(np.mean([point_in_box((self.x * s.width, self.y * s.height), s.box) for s in samples]))
+
+
+AGENTS = {"oracle": OracleAgent, "random": RandomAgent, "mean-click": MeanClickAgent}

@@ -230,7 +230,7 @@ class Policy:
     bounds and coordinate frame) with the batching GRPO needs: prompt encoding (one or several
     images), grouped sampling and teacher-forced token log-probs."""
 
-    def __init__(self, agent: Any):
+    def __init__(self, agent: Any, cache_mb: float = 0.0):
         import torch
 
         self.agent = agent
@@ -253,6 +253,12 @@ class Policy:
         # training log-softmax alike, so both use the same distribution.
         vocab = self.tokenizer.get_vocab()
         self.banned_ids = sorted(vocab[t] for t in VISION_TOKENS if t in vocab)
+        # Encoded prompts kept across steps (SFT revisits each task many times and decoding plus
+        # resizing a screenshot costs more than a tiny model's forward); first come, first kept,
+        # up to ``cache_mb`` of tensors.
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cache: dict[int, tuple[Task, Encoded]] = {}
+        self._cached_bytes = 0
 
     # -- prompts --------------------------------------------------------------------------------
     def messages(self, task: Task) -> list[dict[str, Any]]:
@@ -269,9 +275,18 @@ class Policy:
     def encode(self, task: Task) -> Encoded:
         from agents.processing import build_inputs
 
+        hit = self._cache.get(id(task))
+        if hit is not None and hit[0] is task:
+            return hit[1]
         text = self.tokenizer.apply_chat_template(self.messages(task), tokenize=False, add_generation_prompt=True)
         b = build_inputs(self.tokenizer, self.image_processor, [text], [task.load_images()], self.merge_size)
-        return Encoded(b["input_ids"][0], b.get("pixel_values"), b.get("image_grid_thw"))
+        enc = Encoded(b["input_ids"][0], b.get("pixel_values"), b.get("image_grid_thw"))
+        if self.cache_bytes:
+            size = sum(t.numel() * t.element_size() for t in (enc.ids, enc.pixel_values, enc.grid) if t is not None)
+            if self._cached_bytes + size <= self.cache_bytes:
+                self._cache[id(task)] = (task, enc)
+                self._cached_bytes += size
+        return enc
 
     # -- batching -------------------------------------------------------------------------------
     def collate(self, prompts: Sequence[Encoded], completions: Sequence[Sequence[int]] | None = None) -> dict[str, torch.Tensor]:

@@ -11,15 +11,28 @@ from typing import Any, Callable, Mapping
 Messages = list[dict[str, Any]]
 
 
-def _user(text: str) -> Messages:
-    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+def _user(text: str, image_first: bool = True) -> Messages:
+    content = [{"type": "image"}, {"type": "text", "text": text}]
+    return [{"role": "user", "content": content if image_first else content[::-1]}]
+
+
+def _gui_g1_text(obs: Mapping[str, Any]) -> str:
+    return f"Grounding instruction is: {obs['instruction']}. Report the bbox coordinates in JSON format."
 
 
 def gui_g1(obs: Mapping[str, Any]) -> Messages:
     """GUI-G1's fast grounding template (no chain of thought); answer ``[{"bbox_2d": [...]}]``."""
-    return _user(
-        f"Grounding instruction is: {obs['instruction']}. Report the bbox coordinates in JSON format."
-    )
+    return _user(_gui_g1_text(obs))
+
+
+def gui_g1_text_first(obs: Mapping[str, Any]) -> Messages:
+    """GUI-G1's template with the instruction before the screenshot.
+
+    Same words and answer. Models trained from scratch (the tiny demo model) learn grounding much
+    faster this way: with the image last, the M-RoPE offset between the answer tokens and each
+    image row no longer depends on the instruction's length, and the image tokens can attend to
+    the instruction (causal attention). Pretrained Qwen2.5-VL checkpoints expect ``gui-g1``."""
+    return _user(_gui_g1_text(obs), image_first=False)
 
 
 ANDROID_ACTIONS = (
@@ -51,6 +64,7 @@ def synthapp(obs: Mapping[str, Any]) -> Messages:
 
 TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Messages]] = {
     "gui-g1": gui_g1,
+    "gui-g1-text-first": gui_g1_text_first,
     "androidcontrol-low": androidcontrol_low,
     "androidcontrol-high": androidcontrol_high,
     "synthapp": synthapp,

@@ -40,6 +40,13 @@ class SFTConfig:
     lr: float = 1e-4
     weight_decay: float = 0.0
     max_grad_norm: float | None = 1.0
+    warmup_steps: int = 0
+    schedule: str = "constant"  # constant | cosine (decays to 0 at the last SFT step)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"sft.schedule must be 'constant' or 'cosine', got {self.schedule!r}")
 
 
 def _r(v: float) -> int:
@@ -84,7 +91,7 @@ def answer_text(task: Task, frame: Frame, resize: Resize) -> str:
     screen = Screen(int(tgt.width), int(tgt.height), resize)
     if isinstance(tgt, GroundingSample):
         box = Action.box_answer(tgt.box).to_frame(frame, screen).box
-        if task.template == "gui-g1":
+        if task.template.startswith("gui-g1"):
             return json.dumps([{"bbox_2d": [_r(v) for v in box]}])
         return action_answer(Action.box_answer(tgt.box), screen, frame)
     if isinstance(tgt, Step):

@@ -62,6 +62,12 @@ class TinyModelConfig:
     vision_hidden_size: int = 32
     vision_layers: int = 2
     vision_heads: int = 2
+    # M-RoPE of the text decoder. Qwen2.5-VL's theta 1e6 spreads 64 frequency pairs per head; with a
+    # 16-dim head the height/width sections would get only the slowest few, which barely turn over
+    # a screen's 4-14 token rows, and the tiny model could not tell where an image token is.
+    # ``mrope_section`` (temporal, height, width; sums to head_dim / 2), None: a third each.
+    rope_theta: float = 1000000.0
+    mrope_section: list[int] | None = None
     seed: int = 0
 
 
@@ -120,7 +126,9 @@ def build_tiny_model(path: str | Path, cfg: TinyModelConfig | None = None) -> Pa
     ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     head_dim = cfg.hidden_size // cfg.heads
     half = head_dim // 2
-    mrope = [half - 2 * (half // 3), half // 3, half // 3]  # temporal, height, width; sums to head_dim/2
+    mrope = list(cfg.mrope_section) if cfg.mrope_section else [half - 2 * (half // 3), half // 3, half // 3]
+    if len(mrope) != 3 or sum(mrope) != half or min(mrope) < 0:
+        raise ValueError(f"mrope_section must be 3 non-negative ints summing to head_dim/2 = {half}, got {mrope}")
     config = Qwen2_5_VLConfig(
         text_config=dict(
             vocab_size=len(tok),
@@ -130,7 +138,7 @@ def build_tiny_model(path: str | Path, cfg: TinyModelConfig | None = None) -> Pa
             num_attention_heads=cfg.heads,
             num_key_value_heads=cfg.kv_heads,
             max_position_embeddings=32768,
-            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
+            rope_parameters={"rope_type": "default", "rope_theta": float(cfg.rope_theta), "mrope_section": mrope},
             bos_token_id=ids["<|endoftext|>"],
             eos_token_id=ids["<|im_end|>"],
             pad_token_id=ids["<|endoftext|>"],

@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate an agent on a benchmark (resumable, batched; writes report.html)")
     e.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="synthapp")
     e.add_argument("--data", help="benchmark file or directory (not needed for synthapp)")
-    e.add_argument("--agent", nargs="+", choices=["oracle", "random", "qwen", "api"], default=["oracle"],
+    e.add_argument("--agent", nargs="+", choices=["oracle", "random", "mean-click", "qwen", "api"], default=["oracle"],
                    help="one or more agents (labelled in the output): baselines, a local Qwen2.5-VL/Qwen2-VL "
                         "(qwen) or a model behind an OpenAI-compatible server (api)")
     e.add_argument("--limit", type=int, help="evaluate at most N episodes")

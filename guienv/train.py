@@ -84,10 +84,18 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     lora: LoraConfig | None = None
     device: str | None = None
+    tiny: dict[str, Any] = field(default_factory=dict)  # agents.tiny_model.TinyModelConfig fields (path: tiny)
+    encode_cache_mb: float = 1024.0  # encoded prompts (pixel patches) kept in memory across steps
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, Mapping):
             self.lora = LoraConfig(**self.lora)
+        from agents.tiny_model import TinyModelConfig
+
+        known = {f.name for f in fields(TinyModelConfig)}
+        unknown = sorted(set(self.tiny or {}) - known)
+        if unknown:
+            raise ValueError(f"model.tiny: unknown field(s) {unknown}; known: {sorted(known)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
@@ -355,15 +363,28 @@ def load_tasks(cfg: DataConfig, template: str) -> TaskData:
     return TaskData(train, held, diff)
 
 
+def mean_click_accuracy(data: TaskData) -> float | None:
+    """Held-out accuracy of always clicking the training targets' mean centre
+    (:class:`~agents.baselines.MeanClickAgent`); None unless every task is a grounding task."""
+    from agents.baselines import MeanClickAgent
+    from tasks.types import GroundingSample
+
+    tr = [t.target for t in data.train]
+    ev = [t.target for t in data.eval]
+    if not ev or not all(isinstance(x, GroundingSample) for x in tr + ev):
+        return None
+    return MeanClickAgent.fit(tr).accuracy(ev)
+
+
 # -- model --------------------------------------------------------------------------------------
 def resolve_model_path(cfg: ModelConfig, out: Path, dist) -> str:
     if cfg.path != "tiny":
         return cfg.path
     path = out / "tiny-model"
     if dist.is_main and not (path / "config.json").exists():
-        from agents.tiny_model import build_tiny_model
+        from agents.tiny_model import TinyModelConfig, build_tiny_model
 
-        build_tiny_model(path)
+        build_tiny_model(path, TinyModelConfig(**cfg.tiny))
     _barrier(dist)
     return str(path)
 
@@ -422,11 +443,20 @@ def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.999)):
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
 
 
-def make_scheduler(optimizer, warmup_steps: int):
+def make_scheduler(optimizer, warmup_steps: int, total_steps: int = 0, schedule: str = "constant"):
+    """Linear warm-up over ``warmup_steps``, then constant or cosine decay to 0 at ``total_steps``."""
     import torch
 
     w = max(int(warmup_steps), 0)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (w + 1)) if w else 1.0)
+
+    def factor(s: int) -> float:
+        if w and s < w:
+            return (s + 1) / (w + 1)
+        if schedule == "cosine" and total_steps > w:
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (s - w) / (total_steps - w))))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 # -- checkpoints --------------------------------------------------------------------------------
@@ -599,7 +629,7 @@ class MetricsLog:
             self.tb.close()
 
 
-PLOT_KEYS = ("reward", "accuracy", "kl", "clip_frac", "completion_len", "zero_var_frac", "stage", "box_area_ratio",
+PLOT_KEYS = ("reward", "accuracy", "kl", "clip_frac", "completion_len", "zero_var_frac", "stage", "box_size_vs_gt",
              "sft_loss", "eval_accuracy")
 
 
@@ -635,6 +665,11 @@ def plot_curves(rows: Sequence[Mapping[str, Any]], path: Path, keys: Sequence[st
         d.text((x0, y1 + 6), f"{sx0}", fill=(80, 80, 80))
         d.text((x1 - 30, y1 + 6), f"{sx1}", fill=(80, 80, 80))
         xy = [(x0 + (x - sx0) / (sx1 - sx0) * (x1 - x0), y1 - (y - lo) / (hi - lo) * (y1 - y0)) for x, y in pts]
+        if len(xy) > 60:  # noisy per-step series: faint raw line, moving average on top
+            d.line(xy, fill=(190, 210, 235), width=1)
+            k = max(2, len(xy) // 30)
+            avg = np.convolve(ys, np.ones(k) / k, mode="valid")
+            xy = [(xy[j + k - 1][0], y1 - (v - lo) / (hi - lo) * (y1 - y0)) for j, v in enumerate(avg)]
         if len(xy) > 1:
             d.line(xy, fill=(31, 119, 180), width=2)
         for p in xy if len(xy) < 40 else xy[-1:]:
@@ -673,6 +708,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
     from agents.sft import SFTTrainer
     from tasks.curriculum import Curriculum, TaskDifficulty, difficulty_scores
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-checkpoint "Writing model shards" bars would bury the run's own
     out = Path(out)
     dist = init_distributed(cfg.train.distributed, cfg.model.device)
     main = dist.is_main
@@ -682,7 +720,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
     ckpt = latest_checkpoint(out) if resume else None
     if not resume and main and (out / "checkpoints").exists():
         shutil.rmtree(out / "checkpoints")
-        for f in ("metrics.jsonl", "pass_rates.json", "eval_before.json"):
+        for f in ("metrics.jsonl", "pass_rates.json", "eval_before.json", "eval_after_sft.json"):
             (out / f).unlink(missing_ok=True)
         shutil.rmtree(out / "tb", ignore_errors=True)
     _barrier(dist)
@@ -705,7 +743,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
     lora = cfg.model.lora
     load_from = str(ckpt / "model") if (ckpt and lora is None) else base_path
     agent = load_agent(cfg.model, load_from, dist.device)
-    policy = Policy(agent)
+    policy = Policy(agent, cache_mb=cfg.model.encode_cache_mb)
     if lora is not None:
         policy.model = apply_lora(agent.model, lora, str(ckpt / "model") if ckpt else None)
     if cfg.model.gradient_checkpointing:
@@ -717,6 +755,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
 
     data = load_tasks(cfg.data, cfg.model.template)
     reward = _make_reward(cfg.reward, policy)
+    prior = mean_click_accuracy(data)
+    if main and prior is not None:
+        log(f"reference: always clicking the training targets' mean centre scores {prior:.3f} on the held-out tasks")
     if main:
         log(f"guienv train: {len(data.train)} training tasks, {len(data.eval)} held out; model {base_path} "
             f"({sum(p.numel() for p in policy.model.parameters()) / 1e6:.2f}M params, frame {policy.frame.value}); "
@@ -769,7 +810,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
     sft_trainer = grpo_trainer = curriculum = None
     if start < sft_steps:
         phase = "sft"
-        optimizer = make_optimizer(policy.model, cfg.sft.lr, cfg.sft.weight_decay)
+        optimizer = make_optimizer(policy.model, cfg.sft.lr, cfg.sft.weight_decay, cfg.sft.adam_betas)
+        scheduler = make_scheduler(optimizer, cfg.sft.warmup_steps, sft_steps, cfg.sft.schedule)
         sft_trainer = SFTTrainer(policy, cfg.sft, data.train, optimizer, dist=dist, train_model=train_model, autocast=autocast)
     elif state.get("phase") == "grpo":
         phase = "grpo"
@@ -802,6 +844,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
             (out / "eval_before.json").write_text(json.dumps(eval_before, indent=2))
             log(f"held-out before training: accuracy {eval_before['accuracy']:.3f}, reward {eval_before['reward']:.3f}, "
                 f"parse rate {eval_before['parse_rate']:.3f} ({int(eval_before['tasks'])} tasks)")
+    eval_sft = json.loads((out / "eval_after_sft.json").read_text()) if (out / "eval_after_sft.json").exists() else None
     if ckpt:
         load_rng(ckpt, dist.rank)
 
@@ -819,6 +862,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
             t0 = time.perf_counter()
             if phase == "sft":
                 row = sft_trainer.step(sft_sampler.next_batch)
+                scheduler.step()
             else:
                 row, ro = grpo_trainer.step(curriculum.next_batch, step)
                 # Every group sampled on every rank (filtered ones too) updates the per-task statistics.
@@ -828,7 +872,15 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
                                              [ro.group_size] * len(outcomes))
                 row.update(stage=stage_before, stage_difficulty=curriculum.stage_difficulty(), promoted=int(promoted))
             row = {"step": step, "phase": phase, **row, "step_time": time.perf_counter() - t0}
-            if cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < total:
+            if step == sft_steps and step < total:  # the warm-up's own result, before any GRPO step
+                eval_sft = _eval(evaluator, data.eval, cfg.train)
+                if eval_sft:
+                    row.update({f"eval_{k}": v for k, v in eval_sft.items() if k != "tasks" and v is not None})
+                    if main:
+                        (out / "eval_after_sft.json").write_text(json.dumps(eval_sft, indent=2))
+                        tqdm.write(f"held-out after the SFT warm-up: accuracy {eval_sft['accuracy']:.3f}, "
+                                   f"reward {eval_sft['reward']:.3f}, parse rate {eval_sft['parse_rate']:.3f}")
+            elif cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < total:
                 ev = _eval(evaluator, data.eval, cfg.train)
                 if ev:
                     row.update({f"eval_{k}": v for k, v in ev.items() if k != "tasks" and v is not None})
@@ -839,7 +891,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
                 st = {"step": step, "phase": phase, "sft_sampler": sft_sampler.state_dict(), "world": dist.world}
                 if curriculum is not None:
                     st["curriculum"] = curriculum.state_dict()
-                save_checkpoint(out, step, policy, optimizer, scheduler if phase == "grpo" else None, st, dist, fsdp,
+                save_checkpoint(out, step, policy, optimizer, scheduler, st, dist, fsdp,
                                 cfg.train.keep_checkpoints)
                 last_saved = step
             if stop_after is not None and step >= stop_after:
@@ -849,7 +901,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
         metrics.close()
 
     eval_after = _eval(evaluator, data.eval, cfg.train)
-    summary = {"steps": total, "eval_before": eval_before, "eval_after": eval_after,
+    summary = {"steps": total, "eval_before": eval_before, "eval_after": eval_after, "eval_after_sft": eval_sft,
+               "mean_click_accuracy": prior,
                "curriculum": curriculum.history if curriculum is not None else []}
     save_model(policy, out / "final", fsdp, dist)
     if main:
@@ -863,8 +916,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
             plot_curves(rows, out / "curves.png")
         if eval_after:
             b = f"{eval_before['accuracy']:.3f}" if eval_before else "n/a"
-            log(f"held-out click accuracy: before {b}, after {eval_after['accuracy']:.3f} "
-                f"({int(eval_after['tasks'])} tasks); reward after {eval_after['reward']:.3f}")
+            ref = f"; mean-centre clicking: {prior:.3f}" if prior is not None else ""
+            mid = f", after the SFT warm-up {eval_sft['accuracy']:.3f}" if eval_sft else ""
+            log(f"held-out click accuracy: before {b}{mid}, after {eval_after['accuracy']:.3f} "
+                f"({int(eval_after['tasks'])} tasks){ref}; reward after {eval_after['reward']:.3f}")
         log(f"outputs in {out}: metrics.jsonl, tb/, curves.png, eval.json, final/")
     return summary
 

@@ -140,6 +140,10 @@ def test_training_writes_metrics_tensorboard_plot_checkpoints_and_eval(run_a, se
         assert im.size[0] >= 360 and im.size[1] >= 220
     ev = json.loads((out / "eval.json").read_text())
     assert ev["eval_before"]["tasks"] == 4 and 0 <= ev["eval_after"]["accuracy"] <= 1
+    # The warm-up's own held-out result (row of the last SFT step), and the mean-click reference.
+    assert rows[0]["eval_accuracy"] == ev["eval_after_sft"]["accuracy"]
+    assert ev["eval_after_sft"] == json.loads((out / "eval_after_sft.json").read_text())
+    assert 0.0 <= ev["mean_click_accuracy"] <= 1.0
     assert summary["eval_after"] == ev["eval_after"]
     ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert ckpts == ["step-000004", "step-000005"]  # keep_checkpoints: 2
