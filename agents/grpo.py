@@ -806,15 +806,21 @@ class GRPOTrainer:
     @_no_grad
     def evaluate(self, tasks: Sequence[Task], batch_size: int = 8, max_new_tokens: int | None = None) -> dict[str, float]:
         """Greedy decoding on ``tasks`` (split across ranks): accuracy (click in box / exact step
-        match), mean reward, parse rate, mean predicted box area ratio."""
+        match), mean reward, parse rate, mean predicted box area ratio; for grounding tasks also the
+        mean distance of the click from the target centre per axis (``dx``: fraction of the width,
+        ``dy``: of the height) and ``accuracy_by_kind`` (SynthApp control kind, else ScreenSpot's
+        text/icon ``data_type``)."""
+        from tasks.types import GroundingSample
+
         lo, hi = self.dist.shard(len(tasks))
         mine = list(tasks[lo:hi])
-        n = acc = rew = parsed = area = area_n = 0.0
+        n = acc = rew = parsed = area = area_n = dx = dy = dn = 0.0
+        kinds: dict[str, list[float]] = {}
         for i in range(0, len(mine), batch_size):
             chunk = mine[i:i + batch_size]
             comps = self.policy.sample([self.policy.encode(t) for t in chunk], 1, temperature=0.0,
                                        max_new_tokens=max_new_tokens or self.config.max_new_tokens)
-            for s in self.reward.score([self.policy.decode(c) for c in comps], chunk):
+            for t, s in zip(chunk, self.reward.score([self.policy.decode(c) for c in comps], chunk)):
                 n += 1
                 acc += s.correct
                 rew += s.reward
@@ -822,10 +828,31 @@ class GRPOTrainer:
                 if math.isfinite(s.area_ratio):
                     area += s.area_ratio
                     area_n += 1
-        n, acc, rew, parsed, area, area_n = self.dist.all_reduce_sum([n, acc, rew, parsed, area, area_n])
+                tgt = t.target
+                if isinstance(tgt, GroundingSample):
+                    k = kinds.setdefault(str(tgt.extra.get("kind") or tgt.data_type or "all"), [0.0, 0.0])
+                    k[0] += s.correct
+                    k[1] += 1
+                    p = s.action.target if (s.action is not None and s.action.is_valid) else None
+                    if p is not None:
+                        dx += abs(p[0] - (tgt.box[0] + tgt.box[2]) / 2) / tgt.width
+                        dy += abs(p[1] - (tgt.box[1] + tgt.box[3]) / 2) / tgt.height
+                        dn += 1
+        n, acc, rew, parsed, area, area_n, dx, dy, dn = self.dist.all_reduce_sum([n, acc, rew, parsed, area, area_n, dx, dy, dn])
+        merged: dict[str, list[float]] = {}
+        for part in self.dist.all_gather(kinds):
+            for key, (h, c) in part.items():
+                m = merged.setdefault(key, [0.0, 0.0])
+                m[0] += h
+                m[1] += c
         n = max(n, 1.0)
-        return {"tasks": n, "accuracy": acc / n, "reward": rew / n, "parse_rate": parsed / n,
-                "box_area_ratio": area / area_n if area_n else float("nan")}
+        out = {"tasks": n, "accuracy": acc / n, "reward": rew / n, "parse_rate": parsed / n,
+               "box_area_ratio": area / area_n if area_n else float("nan")}
+        if dn:
+            out.update(dx=dx / dn, dy=dy / dn)
+        if merged:
+            out["accuracy_by_kind"] = {key: h / c for key, (h, c) in sorted(merged.items())}
+        return out
 
     @_no_grad
     def pass_rates(self, tasks: Sequence[Task], k: int, batch_size: int = 4) -> np.ndarray:

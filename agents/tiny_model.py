@@ -62,9 +62,9 @@ class TinyModelConfig:
     vision_hidden_size: int = 32
     vision_layers: int = 2
     vision_heads: int = 2
-    # M-RoPE of the text decoder. Qwen2.5-VL's theta 1e6 spreads 64 frequency pairs per head; with a
-    # 16-dim head the height/width sections would get only the slowest few, which barely turn over
-    # a screen's 4-14 token rows, and the tiny model could not tell where an image token is.
+    # M-RoPE of the text decoder: Qwen2.5-VL's theta 1e6 by default. With a 16-dim head the
+    # height/width sections get only the slowest frequencies, which barely turn over a screen's
+    # few token rows; the demo config tries theta 10 (BENCHMARKS.md: no clear difference on it).
     # ``mrope_section`` (temporal, height, width; sums to head_dim / 2), None: a third each.
     rope_theta: float = 1000000.0
     mrope_section: list[int] | None = None

@@ -875,7 +875,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
             if step == sft_steps and step < total:  # the warm-up's own result, before any GRPO step
                 eval_sft = _eval(evaluator, data.eval, cfg.train)
                 if eval_sft:
-                    row.update({f"eval_{k}": v for k, v in eval_sft.items() if k != "tasks" and v is not None})
+                    row.update({f"eval_{k}": v for k, v in eval_sft.items() if k != "tasks" and isinstance(v, (int, float))})
                     if main:
                         (out / "eval_after_sft.json").write_text(json.dumps(eval_sft, indent=2))
                         tqdm.write(f"held-out after the SFT warm-up: accuracy {eval_sft['accuracy']:.3f}, "
@@ -883,7 +883,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
             elif cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < total:
                 ev = _eval(evaluator, data.eval, cfg.train)
                 if ev:
-                    row.update({f"eval_{k}": v for k, v in ev.items() if k != "tasks" and v is not None})
+                    row.update({f"eval_{k}": v for k, v in ev.items() if k != "tasks" and isinstance(v, (int, float))})
             metrics.write(row)
             bar.update(1)
             bar.set_postfix({k: f"{row[k]:.3f}" for k in ("reward", "accuracy", "sft_loss", "kl") if isinstance(row.get(k), float)})
@@ -920,6 +920,10 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
             mid = f", after the SFT warm-up {eval_sft['accuracy']:.3f}" if eval_sft else ""
             log(f"held-out click accuracy: before {b}{mid}, after {eval_after['accuracy']:.3f} "
                 f"({int(eval_after['tasks'])} tasks){ref}; reward after {eval_after['reward']:.3f}")
+        if eval_after and eval_after.get("accuracy_by_kind"):
+            log("  by target kind: " + ", ".join(f"{k} {v:.2f}" for k, v in eval_after["accuracy_by_kind"].items()) +
+                (f"; click distance from the target centre |dx| {eval_after['dx']:.3f} of the width, "
+                 f"|dy| {eval_after['dy']:.3f} of the height" if eval_after.get("dx") is not None else ""))
         log(f"outputs in {out}: metrics.jsonl, tb/, curves.png, eval.json, final/")
     return summary
 

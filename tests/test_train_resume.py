@@ -144,6 +144,11 @@ def test_training_writes_metrics_tensorboard_plot_checkpoints_and_eval(run_a, se
     assert rows[0]["eval_accuracy"] == ev["eval_after_sft"]["accuracy"]
     assert ev["eval_after_sft"] == json.loads((out / "eval_after_sft.json").read_text())
     assert 0.0 <= ev["mean_click_accuracy"] <= 1.0
+    by_kind = ev["eval_after"]["accuracy_by_kind"]  # SynthApp control kinds of the 4 held-out screens
+    assert by_kind and set(by_kind) <= {"button", "icon", "field", "toggle", "row", "tab", "dialog"}
+    assert all(0.0 <= v <= 1.0 for v in by_kind.values())
+    for axis in ("dx", "dy"):  # only when some answer parsed to a point
+        assert ev["eval_after"].get(axis) is None or 0.0 <= ev["eval_after"][axis] <= 1.0
     assert summary["eval_after"] == ev["eval_after"]
     ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert ckpts == ["step-000004", "step-000005"]  # keep_checkpoints: 2
