@@ -116,3 +116,42 @@ def test_two_process_update_equals_single_process_update(setup, distributed, agg
     assert any(not torch.equal(init[k], pa[k]) for k in pa)  # the step moved the weights
     for k in pa:
         torch.testing.assert_close(pa[k], pb[k], atol=2e-6, rtol=1e-5)
+
+
+def _torchrun(cfg: Path, out: Path, plugins: Path, *extra: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(PYTHONPATH=os.pathsep.join([str(plugins), str(REPO), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "guienv.train", "--config", str(cfg), "--out", str(out), *extra]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-4000:]
+    return stdout
+
+
+def test_fsdp_run_resumed_from_its_checkpoint_matches_the_uninterrupted_run(setup):
+    """Sharded model and optimizer state saved at step 1, a new pair of processes resumes from it,
+    and step 2 ends where the uninterrupted two-process run ends."""
+    root, plugins, model = setup
+    cfg = root / "fsdp-resume.yaml"
+    cfg.write_text(CONFIG.format(model=model, micro=3, aggregation="constant", distributed="fsdp")
+                   .replace("steps: 1, save_every: 1", "steps: 2, save_every: 1"))
+    full, resumed = root / "fsdp-full", root / "fsdp-resumed"
+    _torchrun(cfg, full, plugins)
+    _torchrun(cfg, resumed, plugins, "--stop-after", "1")
+    assert not (resumed / "final").exists() and (resumed / "checkpoints" / "step-000001" / "state.json").exists()
+    assert "resuming at step 1" in _torchrun(cfg, resumed, plugins)
+    ra = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines()]
+    rb = [json.loads(x) for x in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in ra] == [r["step"] for r in rb] == [1, 2]
+    for k in ("reward", "loss", "grad_norm", "completion_len"):
+        assert ra[1][k] == pytest.approx(rb[1][k], rel=1e-5, abs=1e-7), k
+    pa, pb = _params(full), _params(resumed)
+    for k in pa:
+        torch.testing.assert_close(pa[k], pb[k], atol=2e-6, rtol=1e-5)
