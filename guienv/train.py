@@ -5,7 +5,7 @@
     accelerate launch --num_processes 4 -m guienv train --config my.yaml --out runs/big
 
 The YAML file has one block per dataclass below (every key optional; ``model.path`` defaults to
-the tiny test model; unknown keys are errors naming the file and the key): ``model`` (:class:`ModelConfig`, LoRA via
+the tiny model, shaped by ``model.tiny``; unknown keys are errors naming the file and the key): ``model`` (:class:`ModelConfig`, LoRA via
 peft as an option), ``data`` (:class:`DataConfig`: SynthApp grounding tasks generated on the fly
 by default, ScreenSpot-format files, or AndroidControl episodes as step tasks), ``reward``
 (:class:`RewardConfig`: a composite preset or term list; a CRAFT-GUI hybrid/judge block for step
@@ -23,8 +23,10 @@ Output directory ``DIR``:
   optimizer, scheduler, RNG states of python/numpy/torch per rank, curriculum and data-sampler
   state); a rerun with the same ``--out`` resumes exactly from the latest one (``--no-resume``
   starts over), dropping metrics rows written after it;
-* ``eval_before.json`` / ``eval.json``: held-out accuracy (greedy) before and after training;
-  ``final/``: the trained model.
+* ``eval_before.json``, ``eval_after_sft.json`` (when there is a warm-up) and ``eval.json``:
+  held-out accuracy (greedy; grounding tasks also by target kind and the click's distance from the
+  target centre per axis) before training, after the warm-up and at the end, with the accuracy of
+  always clicking the training targets' mean centre for reference; ``final/``: the trained model.
 """
 
 from __future__ import annotations
