@@ -897,6 +897,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
                                 cfg.train.keep_checkpoints)
                 last_saved = step
             if stop_after is not None and step >= stop_after:
+                _barrier(dist)
                 return {"stopped_at": step, "last_checkpoint": last_saved}
     finally:
         bar.close()
@@ -927,6 +928,9 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
                 (f"; click distance from the target centre |dx| {eval_after['dx']:.3f} of the width, "
                  f"|dy| {eval_after['dy']:.3f} of the height" if eval_after.get("dx") is not None else ""))
         log(f"outputs in {out}: metrics.jsonl, tb/, curves.png, eval.json, final/")
+    # Ranks leave together: a rank that tears its gloo/NCCL group down while rank 0 is still
+    # writing the outputs can abort at exit ("terminate called without an active exception").
+    _barrier(dist)
     return summary
 
 
