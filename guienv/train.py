@@ -960,6 +960,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig.from_yaml(args.config, args.set or ())
     if args.steps is not None:
         cfg.train.steps = args.steps
+    distributed = False
     try:
         train(cfg, args.out, resume=not args.no_resume, stop_after=args.stop_after)
     finally:
@@ -967,7 +968,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         # A process group left alive at interpreter exit aborts gloo/NCCL worker threads.
         if torch.distributed.is_available() and torch.distributed.is_initialized():
+            distributed = True
             torch.distributed.destroy_process_group()
+    if distributed:
+        # Every output is written and closed. Interpreter finalisation in a worker can still hit
+        # a joinable native thread of the torn-down backend and abort ("terminate called without
+        # an active exception"), failing a finished run, so a successful worker leaves directly.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
