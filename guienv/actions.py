@@ -118,6 +118,8 @@ class Action:
         set_(self, "point", _point(self.point, "point"))
         set_(self, "end", _point(self.end, "end"))
         set_(self, "box", _box(self.box))
+        if self.type is ActionType.INVALID and not self.reason:  # every invalid action says why
+            set_(self, "reason", "invalid action (no reason given)")
         if self.direction is not None:
             d = str(self.direction).strip().lower()
             if d not in DIRECTIONS:

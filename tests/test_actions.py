@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from guienv.actions import (
@@ -209,6 +209,7 @@ KEYS = st.sampled_from(["type", "point", "end", "box", "direction", "text", "sta
 
 @settings(max_examples=400, deadline=None)
 @given(st.dictionaries(KEYS | st.text(max_size=5), JSONISH | st.sampled_from([t.value for t in ActionType]), max_size=6))
+@example({"type": "invalid"})  # once came back without a reason
 def test_as_action_never_raises_on_dicts(d):
     got = as_action(d)
     assert isinstance(got, Action)

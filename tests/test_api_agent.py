@@ -7,13 +7,13 @@ import base64
 import io
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from chat_server import ChatServer, reply
 
 from agents.api import ApiAgent, ApiAgentConfig
 from agents.openai_client import ChatError, ChatUnavailable
@@ -23,63 +23,15 @@ from guienv.frames import Resize, Screen
 from tasks.screenspot import load_screenspot
 
 
-class ChatServer:
-    """ThreadingHTTPServer on 127.0.0.1; ``behaviour(body, n)`` returns ``(status, payload)`` or a
-    reply text for the n-th request (1-based). Records bodies, headers and the most in flight."""
+def chat_server(behaviour) -> ChatServer:
+    """:class:`chat_server.ChatServer` whose ``behaviour(body, n)`` returns a reply text or
+    ``(status, payload)`` for the n-th request (1-based)."""
 
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
-        self.bodies: list[dict] = []
-        self.headers: list[dict] = []
-        self.count = self.inflight = self.max_inflight = 0
-        self.lock = threading.Lock()
-        server = self
+    def respond(body, n, headers):
+        out = behaviour(body, n)
+        return (out[0], {}, out[1]) if isinstance(out, tuple) else reply(out)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                if self.path != "/v1/chat/completions":
-                    self.send_error(404)
-                    return
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.count += 1
-                    n = server.count
-                    server.inflight += 1
-                    server.max_inflight = max(server.max_inflight, server.inflight)
-                    server.bodies.append(body)
-                    server.headers.append(dict(self.headers))
-                try:
-                    out = server.behaviour(body, n)
-                finally:
-                    with server.lock:
-                        server.inflight -= 1
-                status, payload = out if isinstance(out, tuple) else (200, completion(out))
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except OSError:  # the client gave up (timeout test)
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def completion(text: str) -> bytes:
-    return json.dumps({"id": "x", "object": "chat.completion",
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}).encode()
+    return ChatServer(respond)
 
 
 def request_image(body: dict) -> Image.Image:
@@ -101,7 +53,7 @@ def serve():
     servers = []
 
     def start(behaviour):
-        s = ChatServer(behaviour)
+        s = chat_server(behaviour)
         servers.append(s)
         return s
 

@@ -22,7 +22,7 @@ def test_text_first_template_keeps_gui_g1_words_and_moves_the_image_last():
     obs = {"instruction": "tap Save"}
     a, b = render("gui-g1", obs)[0]["content"], render("gui-g1-text-first", obs)[0]["content"]
     assert [c["type"] for c in a] == ["image", "text"] and [c["type"] for c in b] == ["text", "image"]
-    assert a[0 if a[0]["type"] == "text" else 1]["text"] == b[0]["text"]
+    assert a[1]["text"] == b[0]["text"]
     assert b[0]["text"] == "Grounding instruction is: tap Save. Report the bbox coordinates in JSON format."
 
 
