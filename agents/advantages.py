@@ -28,8 +28,9 @@ Python except building a :class:`StepBatch` from :class:`~agents.rollout.Group` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Sequence, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class StepBatch:
         return len(self.group)
 
     @classmethod
-    def from_arrays(cls, group, traj, step, reward, state, action, next_state, pad=None) -> "StepBatch":
+    def from_arrays(cls, group, traj, step, reward, state, action, next_state, pad=None) -> StepBatch:
         n = len(group)
         pad = np.zeros(n, dtype=bool) if pad is None else np.asarray(pad, dtype=bool)
         return cls(np.asarray(group, np.int64), np.asarray(traj, np.int64), np.asarray(step, np.int64),
@@ -83,7 +84,7 @@ class StepBatch:
                    np.asarray(next_state, np.int64), pad)
 
     @classmethod
-    def from_groups(cls, groups: Sequence[Group], identity: Identity = "obs") -> "StepBatch":
+    def from_groups(cls, groups: Sequence[Group], identity: Identity = "obs") -> StepBatch:
         """Flatten groups (group -> trajectory -> step order). ``identity`` chooses what "the same
         state" means: ``obs`` (hash of the observation), ``history`` (hash of the whole prefix
         ``o_0, a_0, ..., o_t``), or ``state`` (the env's own state key, an oracle for analysis)."""
@@ -122,7 +123,7 @@ class StepBatch:
                 tid += 1
         return cls.from_arrays(g_, tr_, st_, r_, s_, a_, ns_)
 
-    def with_padding(self, rows: np.ndarray) -> "StepBatch":
+    def with_padding(self, rows: np.ndarray) -> StepBatch:
         """This batch plus duplicates of ``rows`` flagged as padding (what a trainer does to reach
         a multiple of the world size)."""
         rows = np.asarray(rows, dtype=np.int64)

@@ -4,7 +4,7 @@
     guienv eval --agent api --model Qwen/Qwen2.5-VL-7B-Instruct --api-base http://127.0.0.1:8000/v1
 
 Each observation becomes one ``/chat/completions`` request: the prompt template's messages
-(:mod:`agents.prompts`, the same templates :class:`agents.qwen.QwenAgent` uses) with the image
+(:mod:`guienv.prompts`, the same templates :class:`agents.qwen.QwenAgent` uses) with the image
 slot filled by the screenshot as a base64 PNG data URL. The answer is parsed with
 :func:`guienv.parsing.parse_action` in the configured coordinate frame and mapped back to the
 original screenshot's pixels (REFERENCE.md section 1).
@@ -23,8 +23,8 @@ in pixels of the image as given, served without resizing) the original screensho
 
 Requests of a batch run concurrently on at most ``max_concurrency`` threads (the HTTP client's pool
 has as many connections); results keep the input order. Transport errors, timeouts, HTTP 5xx/408/429
-are retried with backoff by :class:`agents.openai_client.OpenAIChatClient`; a server that keeps
-failing raises :class:`~agents.openai_client.ChatUnavailable`, or with ``on_error="invalid"`` yields
+are retried with backoff by :class:`guienv.chat.OpenAIChatClient`; a server that keeps
+failing raises :class:`~guienv.chat.ChatUnavailable`, or with ``on_error="invalid"`` yields
 an ``invalid`` action carrying the error (counted in :attr:`ApiAgent.errors`), never a silent guess.
 """
 
@@ -32,16 +32,17 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from agents.openai_client import ChatError, ChatUnavailable, OpenAIChatClient, png_data_url
 from agents.qwen import Generation
 from guienv.actions import Action
+from guienv.chat import ChatError, ChatUnavailable, OpenAIChatClient, png_data_url
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.parsing import parse_action
 
@@ -93,7 +94,7 @@ class ApiAgentConfig:
             raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "<api agent config>") -> "ApiAgentConfig":
+    def from_dict(cls, data: Mapping[str, Any], where: str = "<api agent config>") -> ApiAgentConfig:
         from rewards.judge import config_from_mapping
 
         return config_from_mapping(cls, data, where)
@@ -136,7 +137,7 @@ class ApiAgent:
 
     def messages(self, observation: Mapping[str, Any], image_png: bytes) -> list[dict[str, Any]]:
         """The template's chat messages in OpenAI form, the image slot filled with ``image_png``."""
-        from agents.prompts import render
+        from guienv.prompts import render
 
         url = png_data_url(image_png)
         out: list[dict[str, Any]] = [{"role": "system", "content": self.cfg.system}] if self.cfg.system else []
@@ -206,7 +207,7 @@ class ApiAgent:
         self._pool.shutdown(wait=True)
         self.client.close()
 
-    def __enter__(self) -> "ApiAgent":
+    def __enter__(self) -> ApiAgent:
         return self
 
     def __exit__(self, *exc: Any) -> None:

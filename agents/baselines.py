@@ -6,11 +6,12 @@ benchmark: it checks the env and metric plumbing, not a model. The random agent 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from guienv.actions import Action, ActionType, DIRECTIONS, Frame
+from guienv.actions import DIRECTIONS, Action, ActionType, Frame
 
 
 class _Batched:
@@ -81,8 +82,8 @@ class MeanClickAgent(_Batched):
         self.x, self.y = float(x), float(y)
 
     @classmethod
-    def fit(cls, samples: Sequence[Any]) -> "MeanClickAgent":
-        """From :class:`~tasks.types.GroundingSample`-like objects (``box``, ``width``, ``height``)."""
+    def fit(cls, samples: Sequence[Any]) -> MeanClickAgent:
+        """From :class:`~guienv.types.GroundingSample`-like objects (``box``, ``width``, ``height``)."""
         if not samples:
             raise ValueError("MeanClickAgent.fit needs at least one sample")
         c = np.mean([[(s.box[0] + s.box[2]) / 2 / s.width, (s.box[1] + s.box[3]) / 2 / s.height] for s in samples], axis=0)
@@ -93,7 +94,7 @@ class MeanClickAgent(_Batched):
 
     def accuracy(self, samples: Sequence[Any]) -> float:
         """Fraction of ``samples`` whose box holds the fixed point (ScreenSpot's hit test)."""
-        from rewards.grounding import point_in_box
+        from guienv.geometry import point_in_box
 
         if not samples:
             return float("nan")

@@ -43,14 +43,16 @@ import contextlib
 import functools
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from guienv.actions import Action, ActionType
 from guienv.frames import Frame
-from rewards.grounding import point_in_box, predicted_box
+from guienv.geometry import point_in_box
+from rewards.grounding import predicted_box
 
 if TYPE_CHECKING:  # torch is imported where it is used, so configs load without it (fast CLI)
     import torch
@@ -118,7 +120,7 @@ class GRPOTrainerConfig:
         if self.aggregation not in ("token-mean", "sequence-mean", "constant"):
             raise ValueError(f"aggregation must be token-mean, sequence-mean or constant, got {self.aggregation!r}")
 
-    def loss_config(self) -> "GRPOLossConfig":
+    def loss_config(self) -> GRPOLossConfig:
         from agents.grpo_loss import GRPOLossConfig
 
         return GRPOLossConfig(self.eps_low, self.eps_high, self.beta, self.aggregation,  # type: ignore[arg-type]
@@ -147,7 +149,7 @@ class Task:
 
 
 def grounding_task(sample: Any, weight: float = 1.0, template: str = "gui-g1") -> Task:
-    """A :class:`~tasks.types.GroundingSample` as a one-image task."""
+    """A :class:`~guienv.types.GroundingSample` as a one-image task."""
     return Task(sample.id, (sample.image,), {"instruction": sample.instruction}, sample, template, float(weight))
 
 
@@ -158,7 +160,7 @@ def _history_text(actions: Sequence[Action]) -> str:
 
 
 def episode_tasks(episode: Any, template: str = "androidcontrol-low", history_images: int = 0) -> list[Task]:
-    """One task per step of an :class:`~tasks.types.Episode`: the goal, the step instruction, the
+    """One task per step of an :class:`~guienv.types.Episode`: the goal, the step instruction, the
     recorded actions so far as text and, with ``history_images = k``, the k previous screenshots as
     extra images (multi-image prompt)."""
     out = []
@@ -262,7 +264,7 @@ class Policy:
 
     # -- prompts --------------------------------------------------------------------------------
     def messages(self, task: Task) -> list[dict[str, Any]]:
-        from agents.prompts import render
+        from guienv.prompts import render
 
         msgs = render(task.template, {**task.fields, "screenshot": None})
         extra = len(task.images) - 1
@@ -273,7 +275,7 @@ class Policy:
         return msgs
 
     def encode(self, task: Task) -> Encoded:
-        from agents.processing import build_inputs
+        from guienv.vlm import build_inputs
 
         hit = self._cache.get(id(task))
         if hit is not None and hit[0] is task:
@@ -451,7 +453,7 @@ class TaskReward:
     ``composite``: a :class:`~rewards.composite.CompositeReward` (preset name, mapping or config);
     its ``frame``/``min_pixels``/``max_pixels`` are set to the policy's, so the model's answers are
     read in the frame it was shown. ``hybrid``: an optional :class:`~rewards.hybrid.HybridReward`
-    used instead for :class:`~tasks.types.Step` targets (CRAFT-GUI's rules + judge).
+    used instead for :class:`~guienv.types.Step` targets (CRAFT-GUI's rules + judge).
     ``protocol``: the step-matching protocol behind the ``correct`` flag of Step targets."""
 
     def __init__(self, composite: Any = "gui-g1", policy_frame: Frame | None = None, resize: Any = None,
@@ -477,8 +479,8 @@ class TaskReward:
         self.protocol = protocol
 
     def score(self, texts: Sequence[str], tasks: Sequence[Task]) -> list[Scored]:
+        from guienv.types import GroundingSample, Step
         from rewards.action_match import match_step
-        from tasks.types import GroundingSample, Step
 
         out: list[Scored] = []
         hybrid_rows: list[int] = []
@@ -540,7 +542,7 @@ class Rollout:
         r = self.rewards.reshape(-1, self.group_size)
         return (r.max(axis=1) - r.min(axis=1)) <= eps
 
-    def select(self, groups: Sequence[int]) -> "Rollout":
+    def select(self, groups: Sequence[int]) -> Rollout:
         G = self.group_size
         rows = [g * G + j for g in groups for j in range(G)]
         return Rollout([self.task_ids[g] for g in groups], [self.prompts[g] for g in groups],
@@ -548,7 +550,7 @@ class Rollout:
                        self.advantages[rows], self.weights[rows], G, [self.texts[r] for r in rows] if self.texts else [])
 
     @staticmethod
-    def concat(parts: Sequence["Rollout"]) -> "Rollout":
+    def concat(parts: Sequence[Rollout]) -> Rollout:
         G = parts[0].group_size
         return Rollout(sum((p.task_ids for p in parts), []), sum((p.prompts for p in parts), []),
                        sum((p.completions for p in parts), []), sum((p.scored for p in parts), []),
@@ -810,7 +812,7 @@ class GRPOTrainer:
         mean distance of the click from the target centre per axis (``dx``: fraction of the width,
         ``dy``: of the height) and ``accuracy_by_kind`` (SynthApp control kind, else ScreenSpot's
         text/icon ``data_type``)."""
-        from tasks.types import GroundingSample
+        from guienv.types import GroundingSample
 
         lo, hi = self.dist.shard(len(tasks))
         mine = list(tasks[lo:hi])

@@ -8,8 +8,9 @@ screenshot's pixels before it leaves the agent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class QwenAgent:
         import torch
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
 
-        from agents.processing import make_image_processor
+        from guienv.vlm import make_image_processor
 
         cfg = cfg or QwenAgentConfig()
         for k, v in overrides.items():
@@ -86,12 +87,12 @@ class QwenAgent:
 
     # -- prompting ----------------------------------------------------------------------------
     def prompt(self, obs: Mapping[str, Any]) -> str:
-        from agents.prompts import render
+        from guienv.prompts import render
 
         return self.tokenizer.apply_chat_template(render(self.cfg.template, obs), tokenize=False, add_generation_prompt=True)
 
     def inputs(self, observations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        from agents.processing import build_inputs
+        from guienv.vlm import build_inputs
 
         prompts = [self.prompt(o) for o in observations]
         images = [[np.asarray(o["screenshot"])] for o in observations]

@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ def observation_key(obs: Any) -> str:
     return h.hexdigest()
 
 
-def _feed(h: "hashlib._Hash", obs: Any) -> None:
+def _feed(h: hashlib._Hash, obs: Any) -> None:
     if isinstance(obs, str):
         h.update(b"s")
         h.update(obs.encode("utf-8", "surrogatepass"))

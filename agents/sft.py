@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from agents.grpo import DistInfo, Policy, Task
 from guienv.actions import Action, ActionType, scroll_to_swipe
@@ -85,7 +86,7 @@ def action_answer(action: Action, screen: Screen, frame: Frame) -> str:
 
 def answer_text(task: Task, frame: Frame, resize: Resize) -> str:
     """The ground-truth answer of ``task`` in the format its template asks for."""
-    from tasks.types import GroundingSample, Step
+    from guienv.types import GroundingSample, Step
 
     tgt = task.target
     screen = Screen(int(tgt.width), int(tgt.height), resize)

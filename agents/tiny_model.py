@@ -117,7 +117,7 @@ def build_tiny_model(path: str | Path, cfg: TinyModelConfig | None = None) -> Pa
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from agents.processing import make_image_processor
+    from guienv.vlm import make_image_processor
 
     cfg = cfg or TinyModelConfig()
     path = Path(path)

@@ -27,7 +27,7 @@ from PIL import Image
 
 import guienv  # noqa: F401  (registers ids)
 from guienv.actions import Action
-from tasks.types import Episode, GroundingSample, ImageRef, Step
+from guienv.types import Episode, GroundingSample, ImageRef, Step
 
 
 def _screens(n: int, w: int, h: int, seed: int) -> list[bytes]:
@@ -82,7 +82,7 @@ def bench_offline(n: int, w: int, h: int, rounds: int) -> list[dict]:
         ]
         ss_dir = write_screenspot(samples, Path(tmp) / "ss", version="v2", split="mobile")
         ss_env = gym.make("guienv/ScreenSpot-v0", data=str(ss_dir))
-        ss_files = sorted((p for p in Path(ss_dir).rglob("*.png")))
+        ss_files = sorted(p for p in Path(ss_dir).rglob("*.png"))
         ss_blobs = [p.read_bytes() for p in ss_files]
 
         # AndroidControl: episodes of 5 steps (6 screenshots).

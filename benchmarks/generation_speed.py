@@ -54,8 +54,8 @@ def build(path: Path) -> Path:
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from agents.processing import make_image_processor
     from agents.tiny_model import TinyModelConfig, build_tokenizer
+    from guienv.vlm import make_image_processor
 
     tok = build_tokenizer(TinyModelConfig())
     config = qwen25vl_3b_config(tok)

@@ -48,7 +48,7 @@ class Run:
     seed: int = 0
 
     def argv(self) -> list[str]:
-        a = [sys.executable, "-m", "guienv.cli", "train", "--config", str(CONFIG), "--out", str(self.out), "--no-resume"]
+        a = [sys.executable, "-m", "guienv.run.cli", "train", "--config", str(CONFIG), "--out", str(self.out), "--no-resume"]
         for s in self.sets:
             a += ["--set", s]
         return a + QUIET

@@ -64,7 +64,7 @@ def run_guienv(a, path: Path, tasks) -> dict:
     import torch
 
     from agents.grpo import GRPOTrainer, GRPOTrainerConfig, Policy, TaskReward
-    from guienv.train import ModelConfig, load_agent
+    from guienv.run.train import ModelConfig, load_agent
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     mcfg = ModelConfig(path=str(path), max_pixels=a.max_pixels, precision=a.precision, attn_implementation=a.attn,
@@ -72,7 +72,7 @@ def run_guienv(a, path: Path, tasks) -> dict:
     agent = load_agent(mcfg, str(path), dev)
     policy = Policy(agent)
     if a.lora:
-        from guienv.train import LoraConfig, apply_lora
+        from guienv.run.train import LoraConfig, apply_lora
 
         policy.model = apply_lora(policy.model, LoraConfig(r=16, alpha=32))
     if a.gradient_checkpointing:

@@ -25,9 +25,10 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 # -- validation --------------------------------------------------------------------------------
 # Java package names: dot-separated identifiers, at least two segments, each starting with a letter.
@@ -77,36 +78,36 @@ class MaintenanceCommand:
 
     # constructors: the only ways to make one
     @classmethod
-    def pm_clear(cls, pkg: str) -> "MaintenanceCommand":
+    def pm_clear(cls, pkg: str) -> MaintenanceCommand:
         return cls("pm", ("clear", validate_package(pkg)))
 
     @classmethod
-    def force_stop(cls, pkg: str) -> "MaintenanceCommand":
+    def force_stop(cls, pkg: str) -> MaintenanceCommand:
         return cls("am", ("force-stop", validate_package(pkg)))
 
     @classmethod
-    def settings_get(cls, namespace: str, key: str) -> "MaintenanceCommand":
+    def settings_get(cls, namespace: str, key: str) -> MaintenanceCommand:
         return cls("settings", ("get", _namespace(namespace), _key(key)))
 
     @classmethod
-    def settings_put(cls, namespace: str, key: str, value: str | int) -> "MaintenanceCommand":
+    def settings_put(cls, namespace: str, key: str, value: str | int) -> MaintenanceCommand:
         value = str(value)
         if not SETTING_VALUE_RE.match(value):
             raise ValueError(f"invalid setting value {value!r}")
         return cls("settings", ("put", _namespace(namespace), _key(key), value))
 
     @classmethod
-    def svc(cls, service: str, state: bool) -> "MaintenanceCommand":
+    def svc(cls, service: str, state: bool) -> MaintenanceCommand:
         if service not in ("wifi", "data"):
             raise ValueError(f"svc service must be wifi or data, got {service!r}")
         return cls("svc", (service, "enable" if state else "disable"))
 
     @classmethod
-    def airplane_mode(cls, on: bool) -> "MaintenanceCommand":
+    def airplane_mode(cls, on: bool) -> MaintenanceCommand:
         return cls("cmd", ("connectivity", "airplane-mode", "enable" if on else "disable"))
 
     @classmethod
-    def dumpsys_window(cls) -> "MaintenanceCommand":
+    def dumpsys_window(cls) -> MaintenanceCommand:
         return cls("dumpsys", ("window", "windows"))
 
 
@@ -139,7 +140,7 @@ class CommandResult:
     stdout: str = ""
     stderr: str = ""
 
-    def check(self) -> "CommandResult":
+    def check(self) -> CommandResult:
         if self.returncode != 0:
             raise EmulatorError(
                 f"command {list(self.argv)} exited with {self.returncode}: {(self.stderr or self.stdout).strip()[:500]}"
@@ -212,7 +213,7 @@ class AndroidSdk:
     sdk_root: str | None = None
 
     @classmethod
-    def from_env(cls) -> "AndroidSdk":
+    def from_env(cls) -> AndroidSdk:
         return cls(os.environ.get("ANDROID_SDK_ROOT") or os.environ.get("ANDROID_HOME"))
 
     def _tool(self, rel: str, name: str) -> str:
@@ -413,7 +414,7 @@ class Emulator:
             self.runner.children.pop(self.pid, None)
         self.pid = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         self.boot()
         return self
 

@@ -165,7 +165,7 @@ class AppiumServer:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, port: int | None = None) -> "AppiumServer":
+    def start(self, port: int | None = None) -> AppiumServer:
         """Start and wait until ``/status`` reports ready; a lost port race is retried."""
         if self.running():
             return self
@@ -240,13 +240,13 @@ class AppiumServer:
             self._log_file.close()
             self._log_file = None
 
-    def restart(self) -> "AppiumServer":
+    def restart(self) -> AppiumServer:
         """Stop and start again on the same port (sessions are lost; URLs stay valid)."""
         port = self.port
         self.stop()
         return self.start(port=port)
 
-    def __enter__(self) -> "AppiumServer":
+    def __enter__(self) -> AppiumServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -1,5 +1,5 @@
 import sys
 
-from guienv.cli import main
+from guienv.run.cli import main
 
 sys.exit(main())

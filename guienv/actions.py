@@ -21,9 +21,10 @@ screenshots of any size; envs also accept :class:`Action` objects in any frame.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -160,44 +161,44 @@ class Action:
 
     # -- constructors -------------------------------------------------------------------------
     @classmethod
-    def click(cls, x: float, y: float, frame: Frame | str = Frame.PIXEL) -> "Action":
+    def click(cls, x: float, y: float, frame: Frame | str = Frame.PIXEL) -> Action:
         return cls(ActionType.CLICK, point=(x, y), frame=frame)
 
     @classmethod
-    def long_press(cls, x: float, y: float, frame: Frame | str = Frame.PIXEL, duration_ms: float | None = None) -> "Action":
+    def long_press(cls, x: float, y: float, frame: Frame | str = Frame.PIXEL, duration_ms: float | None = None) -> Action:
         return cls(ActionType.LONG_PRESS, point=(x, y), frame=frame, duration_ms=duration_ms)
 
     @classmethod
-    def swipe(cls, start: Point, end: Point, frame: Frame | str = Frame.PIXEL, duration_ms: float | None = None) -> "Action":
+    def swipe(cls, start: Point, end: Point, frame: Frame | str = Frame.PIXEL, duration_ms: float | None = None) -> Action:
         return cls(ActionType.SWIPE, point=start, end=end, frame=frame, duration_ms=duration_ms)
 
     @classmethod
-    def scroll(cls, direction: str, point: Point | None = None, frame: Frame | str = Frame.PIXEL) -> "Action":
+    def scroll(cls, direction: str, point: Point | None = None, frame: Frame | str = Frame.PIXEL) -> Action:
         return cls(ActionType.SCROLL, direction=direction, point=point, frame=frame)
 
     @classmethod
-    def type_text(cls, text: str, point: Point | None = None, frame: Frame | str = Frame.PIXEL) -> "Action":
+    def type_text(cls, text: str, point: Point | None = None, frame: Frame | str = Frame.PIXEL) -> Action:
         return cls(ActionType.TYPE, text=text, point=point, frame=frame)
 
     @classmethod
-    def open_app(cls, name: str) -> "Action":
+    def open_app(cls, name: str) -> Action:
         return cls(ActionType.OPEN_APP, text=name)
 
     @classmethod
-    def simple(cls, type_: ActionType | str) -> "Action":
+    def simple(cls, type_: ActionType | str) -> Action:
         """``navigate_back``, ``navigate_home``, ``keyboard_enter`` or ``wait``."""
         return cls(ActionType(type_))
 
     @classmethod
-    def finish(cls, status: str = "complete", answer: str | None = None) -> "Action":
+    def finish(cls, status: str = "complete", answer: str | None = None) -> Action:
         return cls(ActionType.FINISH, status=status, text=answer)
 
     @classmethod
-    def box_answer(cls, box: Box4, frame: Frame | str = Frame.PIXEL) -> "Action":
+    def box_answer(cls, box: Box4, frame: Frame | str = Frame.PIXEL) -> Action:
         return cls(ActionType.BOX, box=box, frame=frame)
 
     @classmethod
-    def invalid(cls, reason: str) -> "Action":
+    def invalid(cls, reason: str) -> Action:
         return cls(ActionType.INVALID, reason=str(reason)[:500])
 
     # -- geometry -----------------------------------------------------------------------------
@@ -215,7 +216,7 @@ class Action:
             return (x1 + x2) / 2, (y1 + y2) / 2
         return None
 
-    def to_frame(self, frame: Frame | str, screen: Screen) -> "Action":
+    def to_frame(self, frame: Frame | str, screen: Screen) -> Action:
         """The same action with its coordinates in ``frame`` of ``screen``."""
         frame = Frame(frame)
         if frame is self.frame:
@@ -251,7 +252,7 @@ class Action:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Action":
+    def from_dict(cls, data: Mapping[str, Any]) -> Action:
         """Inverse of :meth:`to_dict`. Raises ``ValueError``/``KeyError`` on bad input."""
         if not isinstance(data, Mapping):
             raise ValueError(f"action must be a JSON object, got {type(data).__name__}")

@@ -1,7 +1,7 @@
 """Step-level action matching for recorded trajectories (AndroidControl style).
 
 ``match_step(pred, step, protocol)`` compares a predicted :class:`~guienv.actions.Action` with the
-ground-truth :class:`~tasks.types.Step` and returns a :class:`StepVerdict` (``type_match``,
+ground-truth :class:`~guienv.types.Step` and returns a :class:`StepVerdict` (``type_match``,
 ``exact_match``, ``grounding`` for pointer steps). Published AndroidControl numbers are only
 comparable within one protocol (REFERENCE.md section 6), so each is named:
 
@@ -59,13 +59,13 @@ ground-truth swipe itself wrong. guienv does not reproduce that mix-up.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from guienv.actions import OPPOSITE, Action, ActionType, Box4, Point
 from guienv.frames import Frame, Resize, Screen
-from rewards.grounding import point_in_box
-from tasks.types import Step
+from guienv.geometry import point_in_box
+from guienv.types import Step
 
 
 @dataclass(frozen=True)

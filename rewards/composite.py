@@ -11,7 +11,7 @@ Published recipes, available as :data:`PRESETS` (REFERENCE.md sections 2-3):
 
 A term is a function ``fn(inp: RewardInput, **params) -> float`` registered under a name with
 :func:`register_term`; :data:`TERMS` lists them. A target is either a
-:class:`~tasks.types.GroundingSample` (one-step grounding) or a :class:`~tasks.types.Step`
+:class:`~guienv.types.GroundingSample` (one-step grounding) or a :class:`~guienv.types.Step`
 (a recorded trajectory step, judged by :func:`rewards.action_match.match_step` under a named
 protocol). The completion is parsed once with :func:`guienv.parsing.parse_action` (the content of
 ``answer_tag`` when present), in ``frame``, and converted to the target's pixel frame.
@@ -30,14 +30,16 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Union
 
 import yaml
 
 from guienv.actions import Action, ActionType
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.types import GroundingSample, Step
 from rewards.action_match import PROTOCOLS, match_step
 from rewards.format import FormatSpec, answer_text, format_reward
 from rewards.grounding import (
@@ -48,7 +50,6 @@ from rewards.grounding import (
     predicted_box,
     se_gui_point_reward,
 )
-from tasks.types import GroundingSample, Step
 
 Target = Union[GroundingSample, Step]
 
@@ -218,7 +219,7 @@ class CompositeConfig:
         Frame(self.frame)  # raises ValueError for an unknown frame
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CompositeConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> CompositeConfig:
         if not isinstance(data, Mapping):
             raise ValueError(f"composite reward config must be a mapping, got {type(data).__name__}")
         known = {"terms", "frame", "answer_tag", "min_pixels", "max_pixels"}
@@ -236,7 +237,7 @@ class CompositeConfig:
         return cls(terms=parsed, **{k: v for k, v in data.items() if k != "terms"})
 
     @classmethod
-    def from_yaml(cls, source: str | os.PathLike) -> "CompositeConfig":
+    def from_yaml(cls, source: str | os.PathLike) -> CompositeConfig:
         """Load from a YAML file path, or from YAML text."""
         text = Path(source).read_text(encoding="utf-8") if _is_file(source) else str(source)
         return cls.from_dict(yaml.safe_load(text) or {})

@@ -51,16 +51,18 @@ over the dataset, so ``w`` is in ``[0.5, 1.5]`` and small targets weigh more.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from guienv.actions import Action, ActionType, Box4, Point
 from guienv.frames import Frame, Resize, Screen
+from guienv.geometry import point_in_box
 
 if TYPE_CHECKING:
-    from tasks.types import GroundingSample
+    from guienv.types import GroundingSample
 
 IouConvention = Literal["continuous", "reference"]
 IOU_CONVENTIONS = ("continuous", "reference")
@@ -71,15 +73,6 @@ def _iou_floor(convention: str) -> float:
     if convention not in IOU_CONVENTIONS:
         raise ValueError(f"iou_convention must be one of {IOU_CONVENTIONS}, got {convention!r}")
     return 1.0 if convention == "reference" else 0.0
-
-
-def point_in_box(point: Point | None, box: Box4) -> bool:
-    """ScreenSpot's hit test and GUI-G1's R_hit: ``point`` inside ``box``, bounds inclusive."""
-    if point is None:
-        return False
-    x, y = point
-    x1, y1, x2, y2 = box
-    return x1 <= x <= x2 and y1 <= y <= y2
 
 
 # -- GUI-G1 box reward: scalar API ------------------------------------------------------------
@@ -107,7 +100,7 @@ class GroundingReward:
     parsed: bool = True
 
     @classmethod
-    def zero(cls) -> "GroundingReward":
+    def zero(cls) -> GroundingReward:
         return cls(0.0, 0.0, 0.0, 0.0, parsed=False)
 
 
@@ -371,10 +364,10 @@ def gaussian_point_rewards(points: Any, gt_boxes: Any, sigma_scale: float = 0.5,
 
 
 # -- GUI-G1 difficulty weight -----------------------------------------------------------------
-def difficulty_weights(samples: Iterable["GroundingSample"] | Any, sizes: Any = None) -> np.ndarray:
+def difficulty_weights(samples: Iterable[GroundingSample] | Any, sizes: Any = None) -> np.ndarray:
     """GUI-G1's per-sample weight ``w = 0.5 + (1/lambda - min) / (max - min)`` in ``[0.5, 1.5]``.
 
-    Pass a sequence of :class:`~tasks.types.GroundingSample`, or an ``(N, 4)`` array of GT boxes
+    Pass a sequence of :class:`~guienv.types.GroundingSample`, or an ``(N, 4)`` array of GT boxes
     plus ``sizes`` (``(N, 2)`` or one ``(width, height)``). ``lambda = box area / image area``.
     Decisions: a zero-area box counts as 1 square pixel (the smallest possible target, so it
     gets the largest weight instead of an infinite ``1/lambda``); when every sample has the same
@@ -403,7 +396,7 @@ def difficulty_weights(samples: Iterable["GroundingSample"] | Any, sizes: Any = 
 
 
 # -- model text -> reward ---------------------------------------------------------------------
-def _pixel_action(text_or_action: Any, sample: "GroundingSample", frame: Frame | str, resize: Resize) -> Action:
+def _pixel_action(text_or_action: Any, sample: GroundingSample, frame: Frame | str, resize: Resize) -> Action:
     if isinstance(text_or_action, Action):
         action = text_or_action
     else:
@@ -431,7 +424,7 @@ def predicted_box(action: Action) -> Box4 | None:
 
 def grounding_reward(
     completion: str | Action,
-    sample: "GroundingSample",
+    sample: GroundingSample,
     frame: Frame | str = Frame.PIXEL,
     weights: GroundingWeights = GroundingWeights(),
     *,
@@ -453,7 +446,7 @@ def grounding_reward(
 
 def point_reward(
     completion: str | Action,
-    sample: "GroundingSample",
+    sample: GroundingSample,
     frame: Frame | str = Frame.PIXEL,
     *,
     resize: Resize = Resize(),

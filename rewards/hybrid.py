@@ -27,13 +27,14 @@ import difflib
 import hashlib
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from guienv.actions import Action, ActionType, as_action
+from guienv.types import Episode, Step
 from rewards.action_match import StepVerdict, match_step
 from rewards.judge import Judge, JudgeConfig, JudgeRequest, JudgeResult, config_from_mapping, load_yaml
-from tasks.types import Episode, Step
 
 JUDGE_MODES = ("uncertain", "always", "never")
 
@@ -70,13 +71,13 @@ class HybridConfig:
             object.__setattr__(self, "judge", JudgeConfig.from_dict(self.judge))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "<hybrid config>") -> "HybridConfig":
+    def from_dict(cls, data: Mapping[str, Any], where: str = "<hybrid config>") -> HybridConfig:
         if isinstance(data, Mapping) and isinstance(data.get("judge"), Mapping):
             data = {**data, "judge": JudgeConfig.from_dict(data["judge"], f"{where}: judge")}
         return config_from_mapping(cls, data, where)
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "HybridConfig":
+    def from_yaml(cls, path: str | os.PathLike) -> HybridConfig:
         return cls.from_dict(load_yaml(path), str(path))
 
 
@@ -91,7 +92,7 @@ class HybridItem:
     sample_id: str | None = None  # cache identity of (screen, context); derived when None
 
     @classmethod
-    def from_episode(cls, episode: Episode, index: int, pred: Any) -> "HybridItem":
+    def from_episode(cls, episode: Episode, index: int, pred: Any) -> HybridItem:
         """Step ``index`` of ``episode``, its history the recorded actions before it."""
         steps = episode.steps
         if not 0 <= index < len(steps):
@@ -174,7 +175,7 @@ class HybridReward:
         self.stats = HybridStats()
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "HybridReward":
+    def from_yaml(cls, path: str | os.PathLike) -> HybridReward:
         return cls(HybridConfig.from_yaml(path))
 
     def rule_score(self, verdict: StepVerdict) -> float:
@@ -261,7 +262,7 @@ class HybridReward:
         if self._own_judge and self.judge is not None:
             self.judge.close()
 
-    def __enter__(self) -> "HybridReward":
+    def __enter__(self) -> HybridReward:
         return self
 
     def __exit__(self, *exc) -> None:

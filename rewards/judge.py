@@ -4,7 +4,7 @@ CRAFT-GUI (arXiv 2508.11360, REFERENCE.md section 4) trains with GRPO on a hybri
 signals where they can decide, a judge model's evaluation elsewhere (see :mod:`rewards.hybrid`).
 The paper has no public code; this module follows the judge patterns of public GUI RL code
 (ZeroGUI, DigiRL, OS-Genesis, GUI-Critic-R1): the judge sees the goal, the step instruction, the
-action history and the screenshot **with the proposed action drawn on it** (:mod:`rewards.draw`),
+action history and the screenshot **with the proposed action drawn on it** (:mod:`guienv.draw`),
 answers in a fixed format parsed by regex, runs at temperature 0 (optional voting over n samples),
 retries, and its verdicts are cached so repeated rollouts don't pay twice (:mod:`rewards.judge_cache`).
 
@@ -36,20 +36,21 @@ import math
 import os
 import re
 import threading
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
-from agents.openai_client import CallCounter, ChatError, ChatUnavailable, OpenAIChatClient, png_data_url
-from guienv.actions import Action, ActionType, OPPOSITE
+from guienv.actions import OPPOSITE, Action, ActionType
+from guienv.chat import CallCounter, ChatError, ChatUnavailable, OpenAIChatClient, png_data_url
+from guienv.draw import DrawStyle, _clean, draw_action
 from guienv.errors import DataError
 from guienv.frames import Frame, Screen
-from rewards.draw import DrawStyle, _clean, draw_action
-from rewards.judge_cache import CacheKey, CachedVerdict, JudgeCache
+from rewards.judge_cache import CachedVerdict, CacheKey, JudgeCache
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +177,11 @@ class JudgeConfig:
         return self.unparsable_score if self.unparsable_score is not None else self.fallback_score
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "<judge config>") -> "JudgeConfig":
+    def from_dict(cls, data: Mapping[str, Any], where: str = "<judge config>") -> JudgeConfig:
         return config_from_mapping(cls, data, where)
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "JudgeConfig":
+    def from_yaml(cls, path: str | os.PathLike) -> JudgeConfig:
         data = load_yaml(path)
         if isinstance(data, Mapping) and "judge" in data and len(data) == 1:
             data = data["judge"]
@@ -188,7 +189,7 @@ class JudgeConfig:
 
 
 # -- requests, results, parsing ------------------------------------------------------------------
-ImageLike = Any  # tasks.types.ImageRef | np.ndarray | PIL.Image.Image | bytes | str | Path
+ImageLike = Any  # guienv.types.ImageRef | np.ndarray | PIL.Image.Image | bytes | str | Path
 
 
 @dataclass(frozen=True)
@@ -422,7 +423,7 @@ _Counter = CallCounter  # attempts and retries; TransformersBackend counts its g
 
 class OpenAIChatBackend:
     """POST ``{base_url}/chat/completions`` (OpenAI / vLLM chat API) through
-    :class:`agents.openai_client.OpenAIChatClient` (``httpx``).
+    :class:`guienv.chat.OpenAIChatClient` (``httpx``).
 
     Retries with exponential backoff on connection errors, timeouts, HTTP 5xx and 429 (honouring a
     numeric ``Retry-After`` up to ``backoff_max_s``); other 4xx answers fail at once. The ``httpx``
@@ -591,7 +592,7 @@ class TransformersBackend:
         if self._processor is not None:
             text = self._chat_text(self._processor, prompt)
             return dict(self._processor(text=[text], images=[image], return_tensors="pt"))
-        from agents.processing import build_inputs
+        from guienv.vlm import build_inputs
 
         tok, ip = self._tokenizer, self._image_processor
         text = self._chat_text(tok, prompt)
@@ -678,8 +679,8 @@ def action_json(action: Action) -> str:
 
 
 def _image_size(image: ImageLike) -> tuple[int, int]:
-    from tasks.io import image_size
-    from tasks.types import ImageRef
+    from guienv.io import image_size
+    from guienv.types import ImageRef
 
     if isinstance(image, ImageRef):
         return image.size()
@@ -693,8 +694,8 @@ def _image_size(image: ImageLike) -> tuple[int, int]:
 
 
 def _load_image(image: ImageLike) -> np.ndarray | Image.Image:
-    from tasks.io import decode_image
-    from tasks.types import ImageRef
+    from guienv.io import decode_image
+    from guienv.types import ImageRef
 
     if isinstance(image, ImageRef):
         return image.load()
@@ -894,7 +895,7 @@ class Judge:
         if self._own_cache and self.cache is not None:
             self.cache.close()
 
-    def __enter__(self) -> "Judge":
+    def __enter__(self) -> Judge:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -28,8 +28,9 @@ mobile/desktop/web; Pro: the application), per platform and per Pro group, and o
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from rewards.action_match import StepVerdict
 

@@ -30,14 +30,15 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from guienv.actions import Action, ActionType
 from guienv.errors import DataError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.geometry import point_in_box
 from rewards.action_match import PROTOCOLS, StepVerdict, match_step
-from rewards.grounding import point_in_box
 from rewards.metrics import GroundingRecord, StepRecord, androidcontrol_metrics, screenspot_metrics
 
 BENCHMARKS = ("androidcontrol", "screenspot")

@@ -25,12 +25,14 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from guienv.actions import Action
 from guienv.frames import Frame, Resize, Screen
+from guienv.types import GroundingSample, ImageRef, Step
 from rewards.composite import CompositeConfig, CompositeReward
 from rewards.grounding import (
     GroundingWeights,
@@ -40,7 +42,6 @@ from rewards.grounding import (
     predicted_box,
     se_gui_point_reward,
 )
-from tasks.types import GroundingSample, ImageRef, Step
 
 RewardFunc = Callable[..., list[float]]
 GROUNDING_TERMS = ("total", "hit", "iou", "box", "gaussian", "se_gui")

@@ -64,21 +64,22 @@ from __future__ import annotations
 import glob as globlib
 import io
 import json
+import logging
 import math
 import os
 import re
-import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence, overload
+from typing import Any, Literal, overload
 
 from PIL import Image, UnidentifiedImageError
 
 from guienv.actions import OPPOSITE, Action, ActionType, Box4
 from guienv.errors import DataError
-from tasks.io import decode_image, encode_png, image_size, resolve_inside
+from guienv.io import decode_image, encode_png, image_size, resolve_inside
+from guienv.types import Episode, ImageRef, Step, UIElement
 from tasks.tfrecord import RecordReader, decode_example, encode_example, iter_records, write_records
-from tasks.types import Episode, ImageRef, Step, UIElement
 
 OnError = Literal["raise", "skip"]
 CandidateMode = Literal["interactive", "all", "leaf"]
@@ -119,7 +120,7 @@ class _Lazy:
 
 
 class EpisodeDataset(Sequence[Episode]):
-    """A sequence of :class:`~tasks.types.Episode`.
+    """A sequence of :class:`~guienv.types.Episode`.
 
     ``skipped`` holds one ``(where, reason)`` pair per record (or unreadable file remainder) left
     out under ``on_error="skip"``, as ``tasks.screenspot`` does; ``where`` names file, record and

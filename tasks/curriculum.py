@@ -39,8 +39,9 @@ permutations and cursors, per-task statistics and the numpy generator's state --
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,10 +69,10 @@ def _box_size(box: Any, width: float, height: float) -> float | None:
 
 
 def task_difficulty(task: Any, pass_rate: float | None = None) -> TaskDifficulty:
-    """Difficulty record of a :class:`~tasks.types.GroundingSample` (1 step, its box), a
-    :class:`~tasks.types.Step` (1 step, its first candidate box) or an
-    :class:`~tasks.types.Episode` (its steps; mean target size over steps with a candidate box)."""
-    from tasks.types import Episode, GroundingSample, Step
+    """Difficulty record of a :class:`~guienv.types.GroundingSample` (1 step, its box), a
+    :class:`~guienv.types.Step` (1 step, its first candidate box) or an
+    :class:`~guienv.types.Episode` (its steps; mean target size over steps with a candidate box)."""
+    from guienv.types import Episode, GroundingSample, Step
 
     if isinstance(task, GroundingSample):
         return TaskDifficulty(1, _box_size(task.box, task.width, task.height), pass_rate)

@@ -29,9 +29,10 @@ Rewards are paid on arrival (they depend on ``(s, a, s')``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -115,7 +116,7 @@ class MDPSpec:
             seen.setdefault(s.observation, None)
         return tuple(seen)
 
-    def arrays(self) -> "MDPArrays":
+    def arrays(self) -> MDPArrays:
         return MDPArrays.from_spec(self)
 
 
@@ -133,7 +134,7 @@ class MDPArrays:
     n_obs: int
 
     @classmethod
-    def from_spec(cls, spec: MDPSpec) -> "MDPArrays":
+    def from_spec(cls, spec: MDPSpec) -> MDPArrays:
         idx = {n: i for i, n in enumerate(spec.state_names)}
         aidx = {a: i for i, a in enumerate(spec.actions)}
         obs_idx = {o: i for i, o in enumerate(spec.observations)}

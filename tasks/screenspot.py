@@ -1,6 +1,6 @@
 """Readers and writers for the ScreenSpot family of GUI grounding benchmarks (REFERENCE.md section 7).
 
-Formats (``fmt``), each read into :class:`~tasks.types.GroundingSample` records whose ``box`` is
+Formats (``fmt``), each read into :class:`~guienv.types.GroundingSample` records whose ``box`` is
 ``(x1, y1, x2, y2)`` in pixels of the original screenshot:
 
 ``v1``      SeeClick's ScreenSpot (Cheng et al., arXiv 2401.10935): ``screenspot_{mobile,desktop,web}.json``,
@@ -59,8 +59,8 @@ from typing import Any, Literal, overload
 
 from guienv.errors import DataError
 from guienv.frames import xywh_to_xyxy
-from tasks.io import resolve_inside
-from tasks.types import GroundingSample, ImageRef
+from guienv.io import resolve_inside
+from guienv.types import GroundingSample, ImageRef
 
 logger = logging.getLogger(__name__)
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
+from guienv.types import GroundingSample, ImageRef, UIElement
 from tasks import synthapp_vocab as V
 from tasks.synthapp_render import (
     ICON_NAMES,
@@ -36,7 +38,6 @@ from tasks.synthapp_render import (
     text_size,
     widget_element,
 )
-from tasks.types import GroundingSample, ImageRef, UIElement
 
 TARGET_KINDS = ("button", "icon", "field", "toggle", "row", "tab", "dialog")
 # Most same-kind distractors one group holds; the rest of the budget goes to other groups.
@@ -127,7 +128,7 @@ class SynthConfig:
         return self.width > self.height
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "SynthConfig":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SynthConfig:
         data = dict(data or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
@@ -136,7 +137,7 @@ class SynthConfig:
         return cls(**data)
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "SynthConfig":
+    def from_yaml(cls, path: str | os.PathLike) -> SynthConfig:
         import yaml
 
         from guienv.errors import DataError
@@ -153,7 +154,7 @@ class SynthConfig:
             raise DataError(path, str(exc)) from exc
 
     @classmethod
-    def desktop_preset(cls, **overrides: Any) -> "SynthConfig":
+    def desktop_preset(cls, **overrides: Any) -> SynthConfig:
         """A 1280x800 desktop screen with desktop-sized targets (0.05%-0.4% of the screen)."""
         base = dict(width=1280, height=800, target_size=(0.0006, 0.004), font_range=(10, 22))
         base.update(overrides)
@@ -684,7 +685,7 @@ def generate_screen(config: SynthConfig | Mapping[str, Any] | None = None, seed:
 
 
 def screen_to_sample(screen: SynthScreen, cfg: SynthConfig) -> GroundingSample:
-    from tasks.io import encode_png
+    from guienv.io import encode_png
 
     sid = f"synthapp-{screen.seed}-{screen.index}"
     return GroundingSample(

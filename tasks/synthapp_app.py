@@ -26,10 +26,10 @@ import numpy as np
 from PIL import Image
 
 from guienv.actions import Action, ActionType
-from rewards.grounding import point_in_box
+from guienv.geometry import point_in_box
+from guienv.types import UIElement
 from tasks import synthapp_vocab as V
 from tasks.synthapp_render import Painter, Scene, Widget, make_theme, paint_patch, text_size, widget_element
-from tasks.types import UIElement
 
 _SALT_APP = 0xA9917
 _LIST_TABS = (("Inbox", "mail"), ("Library", "bookmark"), ("Files", "cloud"), ("Contacts", "user"),
@@ -58,7 +58,7 @@ class AppState:
     focus: str | None = None
     submitted: tuple[tuple[str, str], ...] | None = None
 
-    def copy(self) -> "AppState":
+    def copy(self) -> AppState:
         return replace(self, toggles=dict(self.toggles), fields=dict(self.fields))
 
     def key(self) -> tuple:
@@ -80,7 +80,7 @@ class Goal:
         """Goals about *where* the user is; only the last goal of a task may be one."""
         return self.kind in ("tab", "open")
 
-    def satisfied(self, app: "SynthApp", s: AppState) -> bool:
+    def satisfied(self, app: SynthApp, s: AppState) -> bool:
         k = self.kind
         if k == "tab":
             return s.detail is None and s.dialog is None and app.tabs[s.tab][0] == self.target
@@ -99,7 +99,7 @@ class Goal:
             return s.submitted is not None and all(got.get(f, "").strip() == v for f, v in self.value)
         raise ValueError(f"unknown goal kind {k!r}")
 
-    def describe(self, app: "SynthApp") -> str:
+    def describe(self, app: SynthApp) -> str:
         k, t = self.kind, self.target
         lst, sett, form = (app.tabs[app.tab_of[x]][0] for x in ("list", "settings", "form"))
         if k == "tab":
@@ -133,7 +133,7 @@ class Move:
 class AppTask:
     """A task on one app: start state, goals, exact oracle length ``k`` and goal text."""
 
-    app: "SynthApp"
+    app: SynthApp
     start: AppState
     goals: tuple[Goal, ...]
     k: int

@@ -8,20 +8,20 @@ images are byte-identical on every machine with the same Pillow/FreeType; TrueTy
 :class:`~tasks.synthapp.SynthConfig` ``font_paths`` add variety where they exist.
 
 A :class:`Widget` is the unit of layout, drawing, hit testing and ground truth: it knows its box,
-kind and label, and :func:`widget_element` turns it into a :class:`~tasks.types.UIElement`.
+kind and label, and :func:`widget_element` turns it into a :class:`~guienv.types.UIElement`.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from tasks.types import UIElement
+from guienv.types import UIElement
 
 RGB = tuple[int, int, int]
 IBox = tuple[int, int, int, int]

@@ -23,10 +23,11 @@ import os
 import struct
 import sys
 import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import IO, Any, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import IO, Any, Literal
 
 import crc32c as _crc32c
 
@@ -207,7 +208,7 @@ class TFRecordWriter:
             self._f.close()
         self._raw.close()
 
-    def __enter__(self) -> "TFRecordWriter":
+    def __enter__(self) -> TFRecordWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:

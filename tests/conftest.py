@@ -31,7 +31,7 @@ def shared_data() -> Path:
 def _png(w: int, h: int, seed: int) -> bytes:
     import numpy as np
 
-    from tasks.io import encode_png
+    from guienv.io import encode_png
 
     rng = np.random.default_rng(seed)
     img = np.full((h, w, 3), 240, np.uint8)
@@ -42,8 +42,8 @@ def _png(w: int, h: int, seed: int) -> bytes:
 @pytest.fixture
 def screenspot_dir(tmp_path):
     """A ScreenSpot-v2 directory: 6 samples, web 1280x720 / mobile 390x844, text and icon targets."""
+    from guienv.types import GroundingSample, ImageRef
     from tasks.screenspot import write_screenspot
-    from tasks.types import GroundingSample, ImageRef
 
     samples = []
     for i in range(6):
@@ -61,8 +61,8 @@ def screenspot_dir(tmp_path):
 def androidcontrol_file(tmp_path):
     """An AndroidControl release TFRecord: 3 episodes of click / scroll / type steps."""
     from guienv.actions import Action
+    from guienv.types import Episode, ImageRef, Step, UIElement
     from tasks.androidcontrol import write_androidcontrol_tfrecord
-    from tasks.types import Episode, ImageRef, Step, UIElement
 
     w, h = 360, 640
     episodes = []

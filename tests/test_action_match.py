@@ -7,9 +7,9 @@ import pytest
 
 from guienv.actions import Action, ActionType
 from guienv.frames import Frame, Resize, Screen, convert_point
+from guienv.io import encode_png
+from guienv.types import ImageRef, Step
 from rewards.action_match import PROTOCOLS, StepVerdict, match_step, text_contains, token_f1
-from tasks.io import encode_png
-from tasks.types import ImageRef, Step
 
 PNG = encode_png(np.zeros((4, 4, 3), np.uint8))
 W, H = 1000, 2000  # qwen distance threshold 0.04 * 2000 = 80 px; grid1000: x /1, y /2

@@ -8,8 +8,7 @@ import pytest
 
 from agents.advantages import GRPOConfig, StepBatch, estimate, make_config, split_by_trajectory
 from agents.gigpo import GiGPOConfig, discounted_returns
-from agents.rollout import (Group, StepRecord, Trajectory, observation_key, rollout_group, rollout_groups,
-                            rollout_vector)
+from agents.rollout import Group, StepRecord, Trajectory, observation_key, rollout_group, rollout_groups, rollout_vector
 from agents.salt import SALTConfig
 from tasks import mdp_specs
 

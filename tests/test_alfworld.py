@@ -13,8 +13,16 @@ import pytest
 pytest.importorskip("alfworld", reason="pip install alfworld")
 
 from agents.rollout import rollout_group  # noqa: E402
-from guienv.envs.alfworld import (ALFWorldEnv, PlanFollowingExpert, build_game_file, format_prompt,  # noqa: E402
-                                  high_level_plan, parse_command, problem_agents, single_agent_problem)
+from guienv.envs.alfworld import (  # noqa: E402
+    ALFWorldEnv,
+    PlanFollowingExpert,
+    build_game_file,
+    format_prompt,
+    high_level_plan,
+    parse_command,
+    problem_agents,
+    single_agent_problem,
+)
 from guienv.errors import DataError  # noqa: E402
 
 ALF_ID = "guienv/ALFWorld-v0"

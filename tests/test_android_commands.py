@@ -40,7 +40,6 @@ from emulator.android import (
     validate_package,
 )
 from guienv.actions import Action
-from guienv.envs.appium_base import LaunchApp, Noop, PressKey, Swipe, SwipeGesture, Tap, TypeText, Viewport
 from guienv.envs.android import (
     KEYCODES,
     AndroidConfig,
@@ -52,6 +51,7 @@ from guienv.envs.android import (
     system_port_for,
     uiautomator2_capabilities,
 )
+from guienv.envs.appium_base import LaunchApp, Noop, PressKey, Swipe, SwipeGesture, Tap, TypeText, Viewport
 from guienv.errors import DataError
 from guienv.frames import Frame
 from tasks.android_tasks import TASKS, ForegroundIs, ScreenShows, SettingEquals
@@ -414,7 +414,7 @@ class FakeUiAutomator2Driver:
     screenshot, answers `mobile: shell settings get` from a dict, and records every call."""
 
     def __init__(self, settings: dict[str, str]):
-        from tasks.io import encode_png
+        from guienv.io import encode_png
 
         self.settings = settings
         self.calls: list[tuple] = []

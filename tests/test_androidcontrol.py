@@ -21,6 +21,8 @@ import guienv  # noqa: F401  (registers the env ids)
 from guienv.actions import Action, ActionType, to_space
 from guienv.errors import DataError
 from guienv.frames import Frame, Screen
+from guienv.io import encode_png
+from guienv.types import Episode, ImageRef, Step, UIElement
 from tasks.androidcontrol import (
     RELEASE_FEATURES,
     EpisodeDataset,
@@ -31,9 +33,7 @@ from tasks.androidcontrol import (
     write_ui_r1_json,
     write_ui_s1_jsonl,
 )
-from tasks.io import encode_png
 from tasks.tfrecord import decode_example, encode_example, iter_records, write_records
-from tasks.types import Episode, ImageRef, Step, UIElement
 
 W, H = 120, 240
 ROOT = UIElement((0, 0, 120, 240), class_name="android.widget.FrameLayout")

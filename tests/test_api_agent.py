@@ -11,15 +11,14 @@ import time
 
 import numpy as np
 import pytest
+from chat_server import ChatServer, reply
 from PIL import Image
 
-from chat_server import ChatServer, reply
-
 from agents.api import ApiAgent, ApiAgentConfig
-from agents.openai_client import ChatError, ChatUnavailable
 from guienv.actions import ActionType, Frame
-from guienv.cli import main
+from guienv.chat import ChatError, ChatUnavailable
 from guienv.frames import Resize, Screen
+from guienv.run.cli import main
 from tasks.screenspot import load_screenspot
 
 

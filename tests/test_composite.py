@@ -10,13 +10,13 @@ import pytest
 
 from guienv.actions import Action
 from guienv.frames import Frame, Resize, Screen, convert_box
+from guienv.io import encode_png
+from guienv.types import ImageRef, Step
 from rewards.composite import PRESETS, TERMS, CompositeConfig, CompositeReward, TermConfig, register_term
 from rewards.format import FormatSpec, check_format, extract_tag, format_reward
 from rewards.grounding import grounding_reward, gui_g1_reward
 from rewards.trl import completion_text, composite_reward_func, grounding_reward_func
-from tasks.io import encode_png
 from tasks.screenspot import load_screenspot
-from tasks.types import ImageRef, Step
 
 BOX_TEXT = '[{"bbox_2d": [1207, 1025, 1350, 1079]}]'
 

@@ -46,8 +46,8 @@ def test_difficulty_components_order_tasks_easy_to_hard():
 
 
 def test_task_difficulty_of_real_records():
+    from guienv.types import Episode, Step
     from tasks.synthapp import SynthConfig, make_grounding_samples
-    from tasks.types import Episode, Step
 
     s = make_grounding_samples(1, SynthConfig(width=224, height=392, distractors=1, clutter=0))[0]
     d = task_difficulty(s)

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from agents.tiny_model import build_tiny_model
-from guienv.train import TrainConfig, train
+from guienv.run.train import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_two_process_update_equals_single_process_update(setup, distributed, agg
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env.update(PYTHONPATH=os.pathsep.join([str(plugins), str(REPO), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "guienv.train", "--config", str(cfg_multi), "--out", str(multi)]
+           "--master_port", str(_free_port()), "-m", "guienv.run.train", "--config", str(cfg_multi), "--out", str(multi)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -122,7 +122,7 @@ def _torchrun(cfg: Path, out: Path, plugins: Path, *extra: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env.update(PYTHONPATH=os.pathsep.join([str(plugins), str(REPO), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "guienv.train", "--config", str(cfg), "--out", str(out), *extra]
+           "--master_port", str(_free_port()), "-m", "guienv.run.train", "--config", str(cfg), "--out", str(out), *extra]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:

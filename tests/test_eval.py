@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from guienv.cli import main
+from guienv.run.cli import main
 
 
 def _metrics(out) -> dict:

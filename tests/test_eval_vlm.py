@@ -13,7 +13,7 @@ import json
 import pytest
 
 from agents.tiny_model import build_tiny_model
-from guienv.cli import main
+from guienv.run.cli import main
 from tasks.androidcontrol import load_androidcontrol
 from tasks.screenspot import load_screenspot
 
@@ -122,9 +122,9 @@ def test_screenspot_pro_groups_are_reported_and_rescored(tmp_path):
     `guienv score` agrees on a random run; the oracle is 100% in every group."""
     import numpy as np
 
-    from tasks.io import encode_png
+    from guienv.io import encode_png
+    from guienv.types import GroundingSample, ImageRef
     from tasks.screenspot import write_screenspot
-    from tasks.types import GroundingSample, ImageRef
 
     samples = []
     for i in range(6):

@@ -16,11 +16,11 @@ from agents.sft import SFTConfig, SFTTrainer, action_answer, answer_text
 from agents.tiny_model import build_tiny_model
 from guienv.actions import Action, ActionType
 from guienv.frames import Frame, Resize, Screen
+from guienv.io import encode_png
 from guienv.parsing import parse_action
+from guienv.types import GroundingSample, ImageRef, Step
 from rewards.composite import TERMS, register_term
-from tasks.io import encode_png
 from tasks.synthapp import SynthConfig, make_grounding_samples
-from tasks.types import GroundingSample, ImageRef, Step
 
 pytestmark = pytest.mark.slow
 
@@ -252,7 +252,7 @@ def test_kl_to_frozen_reference(tiny, samples):
 
 
 def test_lora_trains_only_adapters(tiny, samples):
-    from guienv.train import LoraConfig, apply_lora
+    from guienv.run.train import LoraConfig, apply_lora
 
     pol = policy(tiny)
     pol.model = apply_lora(pol.model, LoraConfig(r=4, alpha=8))

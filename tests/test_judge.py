@@ -19,16 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chat_server import ChatServer, reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from chat_server import ChatServer, reply
-
 from guienv.actions import Action, scroll_to_swipe
+from guienv.draw import DrawStyle, draw_action
 from guienv.errors import DataError
 from guienv.frames import Frame, Screen
-from rewards.draw import DrawStyle, draw_action
+from guienv.types import Episode, ImageRef, Step
 from rewards.hybrid import HybridConfig, HybridItem, HybridReward, text_clearly_wrong
 from rewards.judge import (
     Judge,
@@ -43,7 +43,6 @@ from rewards.judge import (
     parse_verdict,
 )
 from rewards.judge_cache import JudgeCache
-from tasks.types import Episode, ImageRef, Step
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 400, 800
@@ -272,7 +271,7 @@ def test_cache_survives_a_new_judge_and_a_new_process(serve, screen_png, tmp_pat
         assert j2.stats.as_dict()["cached"] == 2
     assert srv.count == 3
     script = (
-        "import sys; from rewards.judge import *; from guienv.actions import Action; from tasks.types import ImageRef\n"
+        "import sys; from rewards.judge import *; from guienv.actions import Action; from guienv.types import ImageRef\n"
         f"cfg = JudgeConfig(model='judge-test', base_url={srv.base_url!r}, cache_path={str(db)!r})\n"
         f"req = JudgeRequest('ep1:0', ImageRef(path={str(screen_png)!r}), Action.click(120, 340),"
         " 'Order a large pizza', 'Tap the order button')\n"

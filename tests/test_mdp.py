@@ -18,8 +18,16 @@ from agents.advantages import GRPOConfig, StepBatch, estimate
 from agents.gigpo import GiGPOConfig
 from agents.rollout import rollout_groups
 from agents.salt import SALTConfig
-from guienv.envs.mdp import (MDPEnv, episodes_to_arrays, evaluate_policy, observation_advantages, policy_gradient,
-                             sample_episodes, score_function_gradients, softmax)
+from guienv.envs.mdp import (
+    MDPEnv,
+    episodes_to_arrays,
+    evaluate_policy,
+    observation_advantages,
+    policy_gradient,
+    sample_episodes,
+    score_function_gradients,
+    softmax,
+)
 from guienv.errors import DataError
 from tasks import mdp_specs
 from tasks.mdp_specs import load_spec, load_specs, spec_to_dict

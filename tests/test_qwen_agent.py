@@ -13,7 +13,7 @@ from agents.qwen import QwenAgent, QwenAgentConfig
 from agents.tiny_model import QWEN_SPECIAL_TOKENS, build_tiny_model
 from guienv.actions import Action
 from guienv.frames import Frame, Screen
-from tasks.io import decode_image
+from guienv.io import decode_image
 
 pytestmark = pytest.mark.slow
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from guienv.cli import main
-from tasks.io import encode_png
+from guienv.io import encode_png
+from guienv.run.cli import main
+from guienv.types import GroundingSample, ImageRef
 from tasks.screenspot import write_screenspot
-from tasks.types import GroundingSample, ImageRef
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 HOSTILE = '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script> & done'

@@ -27,8 +27,8 @@ from guienv.actions import Action, to_space
 from guienv.envs.screenspot import ScreenSpotEnv
 from guienv.errors import DataError
 from guienv.frames import Frame, Resize, Screen, convert_point
+from guienv.types import GroundingSample, ImageRef
 from tasks.screenspot import GroundingDataset, load_screenspot, write_screenspot, write_screenspot_parquet
-from tasks.types import GroundingSample, ImageRef
 
 ENV_ID = "guienv/ScreenSpot-v0"
 

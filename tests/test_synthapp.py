@@ -18,7 +18,7 @@ from agents.baselines import OracleAgent, RandomAgent
 from guienv.actions import Action, ActionType, to_space
 from guienv.errors import DataError
 from guienv.frames import Frame, Screen, convert_point
-from rewards.grounding import point_in_box
+from guienv.geometry import point_in_box
 from tasks.synthapp import (
     SynthConfig,
     export_screenspot,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from guienv.train import TrainConfig, train
+from guienv.run.train import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from agents.baselines import AGENTS, MeanClickAgent
-from agents.prompts import render
 from agents.tiny_model import TinyModelConfig, build_tiny_model
 from guienv.errors import DataError
 from guienv.frames import Frame
-from guienv.train import TrainConfig, make_scheduler
+from guienv.prompts import render
+from guienv.run.train import TrainConfig, make_scheduler
 from tasks.synthapp import SynthConfig, make_grounding_samples
 
 

@@ -18,7 +18,7 @@ import torch
 from agents.tiny_model import build_tiny_model
 from guienv.errors import DataError
 from guienv.frames import Screen
-from guienv.train import TrainConfig, add_train_args, apply_override, latest_checkpoint, train
+from guienv.run.train import TrainConfig, add_train_args, apply_override, latest_checkpoint, train
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -158,8 +158,9 @@ def test_training_writes_metrics_tensorboard_plot_checkpoints_and_eval(run_a, se
     st = json.loads((ck / "state.json").read_text())
     assert st["step"] == 4 and st["phase"] == "grpo" and "curriculum" in st and "sft_sampler" in st
     # The trained model is a normal HF folder that differs from the starting weights.
-    from agents.qwen import QwenAgent, QwenAgentConfig
     from safetensors.torch import load_file
+
+    from agents.qwen import QwenAgent, QwenAgentConfig
 
     QwenAgent(QwenAgentConfig(model=str(out / "final"), dtype="float32", image_backend="pil"))
     base = load_file(str(setup[3] / "model.safetensors"))
@@ -172,7 +173,7 @@ def test_resume_after_kill_matches_the_uninterrupted_run(run_a, setup):
     out_a, _ = run_a
     out_b = root / "b"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "guienv.train", "--config", str(cfg_path), "--out", str(out_b)],
+    proc = subprocess.Popen([sys.executable, "-m", "guienv.run.train", "--config", str(cfg_path), "--out", str(out_b)],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 300
@@ -208,10 +209,10 @@ def test_resume_after_kill_matches_the_uninterrupted_run(run_a, setup):
 def test_screenspot_and_androidcontrol_files_become_tasks(tmp_path):
     """Real-format files written by the project's writers, read back through load_tasks."""
     from guienv.actions import Action
-    from guienv.train import DataConfig, load_tasks
+    from guienv.run.train import DataConfig, load_tasks
+    from guienv.types import Episode, Step
     from tasks.androidcontrol import write_ui_s1_jsonl
     from tasks.synthapp import SynthConfig, export_screenspot, make_grounding_samples
-    from tasks.types import Episode, Step
 
     synth = SynthConfig(width=224, height=392, distractors=1, clutter=0)
     export_screenspot(10, tmp_path / "ss", synth)
@@ -245,9 +246,9 @@ def test_hybrid_reward_block_scores_step_tasks(setup):
     from agents.grpo import Policy, Task
     from agents.qwen import QwenAgent, QwenAgentConfig
     from guienv.actions import Action
-    from guienv.train import RewardConfig, _make_reward
+    from guienv.run.train import RewardConfig, _make_reward
+    from guienv.types import Step
     from tasks.synthapp import SynthConfig, make_grounding_samples
-    from tasks.types import Step
 
     pol = Policy(QwenAgent(QwenAgentConfig(model=str(setup[3]), max_pixels=12544, dtype="float32", image_backend="pil")))
     reward = _make_reward(RewardConfig(composite={"terms": [{"name": "accuracy", "params": {"protocol": "plain"}}]},

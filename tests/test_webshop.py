@@ -16,8 +16,17 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from guienv.envs.webshop import (INSTALL_HINT, WebShopConfig, WebShopEnv, check_action, derive_available_actions,
-                                 format_available_actions, parse_action, parse_observation, score_to_reward)
+from guienv.envs.webshop import (
+    INSTALL_HINT,
+    WebShopConfig,
+    WebShopEnv,
+    check_action,
+    derive_available_actions,
+    format_available_actions,
+    parse_action,
+    parse_observation,
+    score_to_reward,
+)
 
 START = ("WebShop [SEP] Instruction: [SEP] i need a long lasting 6.76 fl oz bottle of l'eau d'issey, and price lower "
          "than 100.00 dollars [SEP] Search")

@@ -187,7 +187,7 @@ def parse_page_source(xml_text: str, where: str = "<page source>") -> list[dict[
     """Elements of a UiAutomator2 page source (``<hierarchy>`` XML), boxes in device pixels.
 
     Every node with a non-empty ``bounds`` box becomes an element dict with the
-    :class:`tasks.types.UIElement` fields plus ``package``, ``enabled``, ``focused``, ``index``
+    :class:`guienv.types.UIElement` fields plus ``package``, ``enabled``, ``focused``, ``index``
     (document order). Raises :class:`DataError` naming the node and field on malformed input.
     """
     try:

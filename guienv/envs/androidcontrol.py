@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -38,9 +39,9 @@ from PIL import Image, ImageDraw
 from guienv.actions import Action, ActionType, action_space, as_action
 from guienv.frames import Frame, Screen
 from guienv.spaces import AnyText, Screenshot
+from guienv.types import Episode, Step
 from rewards.action_match import PROTOCOLS, StepVerdict, match_step
 from tasks.androidcontrol import EpisodeDataset, load_androidcontrol
-from tasks.types import Episode, Step
 
 MODES = ("low", "high")
 HISTORIES = ("gt", "agent")

@@ -16,7 +16,7 @@ and Android (UiAutomator2, :mod:`guienv.envs.android`). A step is
 Elements travel in the observation as **JSON text** (an :class:`~guienv.spaces.AnyText`) rather
 than a Gymnasium ``Sequence``: ``Sequence`` spaces break ``AsyncVectorEnv`` shared memory and
 batch badly, a string batches as a tuple. The same elements, parsed into
-:class:`tasks.types.UIElement`, are in ``info["elements"]``.
+:class:`guienv.types.UIElement`, are in ``info["elements"]``.
 
 Every driver call goes through :meth:`AppiumEnv._guard`: the HTTP client has a per-request
 timeout (``ClientConfig.timeout``, urllib3 retries off so a GET is not silently retried 3 times),
@@ -32,8 +32,9 @@ import io
 import json
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -43,7 +44,7 @@ from PIL import Image
 from guienv.actions import Action, ActionType, action_space, as_action, scroll_to_swipe
 from guienv.frames import Frame, Screen
 from guienv.spaces import AnyText, Screenshot
-from tasks.types import UIElement
+from guienv.types import UIElement
 
 
 class AppiumSessionError(RuntimeError):
@@ -73,7 +74,7 @@ class AppiumConfig:
     max_elements_chars: int = 1 << 20  # length bound of the elements JSON observation
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AppiumConfig":
+    def from_dict(cls, data: dict[str, Any]) -> AppiumConfig:
         """Build from a mapping (e.g. a YAML section); unknown keys are an error."""
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known

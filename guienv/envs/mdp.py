@@ -27,9 +27,10 @@ with ``d_t(s)`` the probability of being in non-terminal ``s`` at step ``t``; a 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from guienv.actions import Action
-from guienv.registration import miniwob_html_dir, miniwob_tasks, register_miniwob_envs  # noqa: F401
 from guienv.envs.appium_base import ChromiumConfig, ChromiumEnv, Command, Noop, PressKey
+from guienv.registration import miniwob_html_dir, miniwob_tasks, register_miniwob_envs  # noqa: F401
 
 TASK_WIDTH, TASK_HEIGHT = 160, 210  # MiniWoB's #wrap, CSS pixels
 _TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")

@@ -26,11 +26,11 @@ import numpy as np
 from guienv.actions import Action, ActionType, action_space, as_action
 from guienv.errors import DataError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.geometry import point_in_box
 from guienv.parsing import parse_action
 from guienv.spaces import AnyText, Screenshot
-from rewards.grounding import point_in_box
+from guienv.types import GroundingSample
 from tasks.screenspot import GroundingDataset, load_screenspot
-from tasks.types import GroundingSample
 
 # Action types whose target is a grounding answer (a point, or a box's centre).
 _GROUNDING_TYPES = (ActionType.CLICK, ActionType.LONG_PRESS, ActionType.BOX)

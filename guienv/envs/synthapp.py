@@ -28,18 +28,19 @@ list is ``env.unwrapped.elements()``), ``task`` (a description), ``steps_left``,
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from guienv.actions import Action, ActionType, action_space, as_action
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.geometry import point_in_box
 from guienv.spaces import AnyText
-from rewards.grounding import point_in_box
+from guienv.types import UIElement
 from tasks.synthapp import SynthConfig, SynthScreen, as_config, generate_screen
 from tasks.synthapp_app import AppState, AppTask, make_app_task
-from tasks.types import UIElement
 
 MODES = ("app", "grounding")
 _GROUNDING_TYPES = (ActionType.CLICK, ActionType.LONG_PRESS, ActionType.BOX)

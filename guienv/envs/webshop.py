@@ -28,8 +28,9 @@ the observation stays, reward 0, ``info["invalid"] = True``, the step counts. ``
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import gymnasium as gym
 

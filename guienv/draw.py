@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from guienv.actions import Action, ActionType, OPPOSITE, scroll_to_swipe
+from guienv.actions import OPPOSITE, Action, ActionType, scroll_to_swipe
 from guienv.frames import Frame, Screen
 
 RGB = tuple[int, int, int]

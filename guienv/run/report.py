@@ -11,7 +11,7 @@ that forbids any other source. It shows
   success per split, subsplit and action type;
 * sample episodes, failures first: each step's screenshot as a downscaled thumbnail (longest side
   ``thumb_px``) with the ground truth in green (the target box, AndroidControl's candidate boxes, the
-  demonstrated point or finger path) and the prediction in red (:func:`rewards.draw.draw_action`),
+  demonstrated point or finger path) and the prediction in red (:func:`guienv.draw.draw_action`),
   plus the actions as JSON, the env's verdict and the raw model text.
 
 Screenshots are not stored by the evaluation: the shown episodes are replayed through the env with
@@ -28,8 +28,9 @@ import html
 import io
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -139,8 +140,8 @@ def _as_action(d: Any) -> Action | None:
 def draw_step(screenshot: np.ndarray, row: Mapping[str, Any], info: Mapping[str, Any] | None = None,
               thumb_px: int = 360) -> Image.Image:
     """A thumbnail (longest side at most ``thumb_px``) with the ground truth in green and the
-    predicted action (``row["action"]``) drawn by :func:`rewards.draw.draw_action`."""
-    from rewards.draw import draw_action
+    predicted action (``row["action"]``) drawn by :func:`guienv.draw.draw_action`."""
+    from guienv.draw import draw_action
 
     img = Image.fromarray(np.asarray(screenshot, dtype=np.uint8)).convert("RGB")
     w, h = img.size
@@ -338,7 +339,7 @@ def write_report(path: str | Path, metrics: Mapping[str, Any], records: Sequence
 def rebuild_report(run_dir: str | Path, *, images: bool = True, **kwargs: Any) -> Path:
     """Re-render ``run_dir/report.html`` from the run's files; with ``images`` the env is rebuilt
     from the config in metrics.json to replay the shown episodes (not for miniwob)."""
-    from guienv.evaluate import EvalConfig, _read_jsonl, episode_plan, make_env
+    from guienv.run.evaluate import EvalConfig, _read_jsonl, episode_plan, make_env
 
     run = Path(run_dir)
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))

@@ -41,13 +41,14 @@ import shutil
 import sys
 import time
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from agents.grpo import GRPOTrainerConfig, PRECISIONS
+from agents.grpo import PRECISIONS, GRPOTrainerConfig
 from agents.sft import SFTConfig
 from guienv.errors import DataError
 from guienv.frames import QWEN_MIN_PIXELS
@@ -192,7 +193,7 @@ class TrainConfig:
     train: RunConfig = field(default_factory=RunConfig)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "<train config>") -> "TrainConfig":
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "<train config>") -> TrainConfig:
         data = dict(data or {})
         blocks = {f.name: f for f in fields(cls)}
         unknown = sorted(set(data) - set(blocks))
@@ -206,7 +207,7 @@ class TrainConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike, overrides: Sequence[str] = ()) -> "TrainConfig":
+    def from_yaml(cls, path: str | os.PathLike, overrides: Sequence[str] = ()) -> TrainConfig:
         import yaml
 
         try:
@@ -369,7 +370,7 @@ def mean_click_accuracy(data: TaskData) -> float | None:
     """Held-out accuracy of always clicking the training targets' mean centre
     (:class:`~agents.baselines.MeanClickAgent`); None unless every task is a grounding task."""
     from agents.baselines import MeanClickAgent
-    from tasks.types import GroundingSample
+    from guienv.types import GroundingSample
 
     tr = [t.target for t in data.train]
     ev = [t.target for t in data.eval]
@@ -705,12 +706,11 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
     evaluation (what a kill at that point leaves behind; used by the resume tests)."""
     import torch
     from tqdm import tqdm
+    from transformers.utils import logging as hf_logging
 
     from agents.grpo import GRPOTrainer, Policy
     from agents.sft import SFTTrainer
     from tasks.curriculum import Curriculum, TaskDifficulty, difficulty_scores
-
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-checkpoint "Writing model shards" bars would bury the run's own
     out = Path(out)

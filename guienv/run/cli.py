@@ -38,7 +38,7 @@ def make_agent(name: str, args: argparse.Namespace, template: str):
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from guienv.evaluate import EvalConfig, check_config, default_template, evaluate
+    from guienv.run.evaluate import EvalConfig, check_config, default_template, evaluate
 
     cfg = EvalConfig(
         benchmark=args.benchmark,
@@ -87,7 +87,7 @@ def _published_table(metrics: dict) -> str | None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from guienv.report import rebuild_report
+    from guienv.run.report import rebuild_report
 
     extra = {} if args.episodes is None else {"max_episodes": args.episodes}
     print(rebuild_report(args.dir, images=not args.no_images, **extra))
@@ -122,7 +122,7 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from guienv.evaluate import BENCHMARKS
+    from guienv.run.evaluate import BENCHMARKS
 
     p = argparse.ArgumentParser(prog="guienv", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--report-episodes", type=int, default=24, help="episodes shown in report.html (failures first)")
     m = e.add_argument_group("model agents (qwen, api)")
     m.add_argument("--model", help="qwen: hub id or local folder; api: the served model name")
-    m.add_argument("--template", help="prompt template (agents.prompts; default: the benchmark's)")
+    m.add_argument("--template", help="prompt template (guienv.prompts; default: the benchmark's)")
     m.add_argument("--frame", choices=["pixel", "normalized", "grid1000", "resized"],
                    help="the model's coordinate frame (qwen: from the checkpoint's family; api: resized)")
     m.add_argument("--min-pixels", type=int, help="smart-resize min_pixels of the resized frame")
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_synth_export)
 
-    from guienv.train import add_train_args
+    from guienv.run.train import add_train_args
 
     add_train_args(sub)
 

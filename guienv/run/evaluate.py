@@ -38,9 +38,10 @@ import json
 import time
 import warnings
 from collections import defaultdict, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import gymnasium as gym
 from tqdm import tqdm
@@ -86,7 +87,7 @@ class EvalConfig:
 
 
 def default_template(benchmark: str, mode: str | None = None) -> str:
-    """The prompt template (:mod:`agents.prompts`) a model agent uses on ``benchmark``."""
+    """The prompt template (:mod:`guienv.prompts`) a model agent uses on ``benchmark``."""
     if benchmark.startswith("screenspot"):
         return "gui-g1"
     if benchmark == "androidcontrol":
@@ -124,7 +125,7 @@ def _jsonable(v: Any) -> Any:
         return [_jsonable(x) for x in v]
     if isinstance(v, Mapping):
         return {str(k): _jsonable(x) for k, x in v.items()}
-    if hasattr(v, "value") and isinstance(getattr(v, "value"), str):  # enums (Frame)
+    if hasattr(v, "value") and isinstance(v.value, str):  # enums (Frame)
         return v.value
     return v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
 
@@ -479,7 +480,7 @@ def evaluate(cfg: EvalConfig, agent: Any) -> dict[str, Any]:
         metrics["files"] = {"predictions": "predictions.jsonl", "steps": "steps.jsonl", "report": "report.html"}
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
 
-        from guienv.report import write_report
+        from guienv.run.report import write_report
 
         plan_kwargs = {i: kw for i, kw, _ in plan}
         write_report(out / "report.html", metrics, records, step_rows, env=env, reset_kwargs=plan_kwargs,

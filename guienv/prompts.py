@@ -6,7 +6,8 @@ frame its answers are expected in relative to the model family (REFERENCE.md sec
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 Messages = list[dict[str, Any]]
 

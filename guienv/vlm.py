@@ -8,7 +8,8 @@ the tokenizer: the chat template puts one ``<|image_pad|>`` per image, which is 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -31,13 +31,13 @@ class ImageRef:
 
     def load(self) -> np.ndarray:
         """Decode to an ``(H, W, 3)`` uint8 RGB array; raises :class:`guienv.errors.DataError`."""
-        from tasks.io import decode_image
+        from guienv.io import decode_image
 
         return decode_image(self.path if self.path is not None else self.data, self.where)
 
     def size(self) -> tuple[int, int]:
         """``(width, height)`` from the image header, without decoding the pixels."""
-        from tasks.io import image_size
+        from guienv.io import image_size
 
         return image_size(self.path if self.path is not None else self.data, self.where)
 

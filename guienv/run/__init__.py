@@ -1,0 +1,1 @@
+"""The application layer: the ``guienv`` CLI, the training loop, evaluation, reports and scoring."""
