@@ -23,7 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agents.grpo import DistInfo, Policy, Task
+from agents.distributed import DistInfo
+from agents.policy import Policy
+from agents.train_prompts import Task
 from guienv.actions import Action, ActionType, scroll_to_swipe
 from guienv.frames import Frame, Resize, Screen
 
@@ -101,7 +103,7 @@ def answer_text(task: Task, frame: Frame, resize: Resize) -> str:
 
 
 class SFTTrainer:
-    """Cross-entropy warm-up steps on :class:`~agents.grpo.Task` prompts."""
+    """Cross-entropy warm-up steps on :class:`~agents.train_prompts.Task` prompts."""
 
     def __init__(self, policy: Policy, config: SFTConfig, tasks: Sequence[Task], optimizer: torch.optim.Optimizer, *,
                  dist: DistInfo | None = None, train_model: Any = None, autocast: torch.dtype | None = None):

@@ -47,7 +47,7 @@ def build_model(kind: str, root: Path) -> Path:
 
 
 def make_tasks(w: int, h: int, n: int):
-    from agents.grpo import grounding_task
+    from agents.train_prompts import grounding_task
     from tasks.synthapp import SynthConfig, make_grounding_samples
 
     cfg = SynthConfig.desktop_preset(width=w, height=h) if w > h else SynthConfig(width=w, height=h)
@@ -63,7 +63,9 @@ def peak_gib(torch) -> float:
 def run_guienv(a, path: Path, tasks) -> dict:
     import torch
 
-    from agents.grpo import GRPOTrainer, GRPOTrainerConfig, Policy, TaskReward
+    from agents.grpo import GRPOTrainer, GRPOTrainerConfig
+    from agents.policy import Policy
+    from agents.task_reward import TaskReward
     from guienv.run.train import ModelConfig, load_agent
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"

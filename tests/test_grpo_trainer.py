@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from agents.grpo import GRPOTrainer, GRPOTrainerConfig, Policy, Task, TaskReward, grounding_task
+from agents.grpo import GRPOTrainer, GRPOTrainerConfig
+from agents.policy import Policy
 from agents.qwen import QwenAgent, QwenAgentConfig
 from agents.sft import SFTConfig, SFTTrainer, action_answer, answer_text
+from agents.task_reward import TaskReward
 from agents.tiny_model import build_tiny_model
+from agents.train_prompts import Task, grounding_task
 from guienv.actions import Action, ActionType
 from guienv.frames import Frame, Resize, Screen
 from guienv.io import encode_png

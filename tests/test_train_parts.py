@@ -62,8 +62,9 @@ def test_model_tiny_block_is_validated(tmp_path):
 
 
 def test_policy_encode_cache_returns_the_same_tensors_within_its_budget(tmp_path):
-    from agents.grpo import Policy, grounding_task
+    from agents.policy import Policy
     from agents.qwen import QwenAgent, QwenAgentConfig
+    from agents.train_prompts import grounding_task
 
     model = build_tiny_model(tmp_path / "m")
     agent = QwenAgent(QwenAgentConfig(model=str(model), max_pixels=12544, dtype="float32", image_backend="pil"))

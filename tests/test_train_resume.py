@@ -243,8 +243,9 @@ def test_screenspot_and_androidcontrol_files_become_tasks(tmp_path):
 def test_hybrid_reward_block_scores_step_tasks(setup):
     """reward.hybrid (CRAFT-GUI rules + judge) is wired for Step targets when rewards.hybrid imports."""
     pytest.importorskip("rewards.hybrid")
-    from agents.grpo import Policy, Task
+    from agents.policy import Policy
     from agents.qwen import QwenAgent, QwenAgentConfig
+    from agents.train_prompts import Task
     from guienv.actions import Action
     from guienv.run.train import RewardConfig, _make_reward
     from guienv.types import Step

@@ -275,7 +275,7 @@ def init_distributed(mode: str, device: str | None):
     WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); initialises the process group when needed."""
     import torch
 
-    from agents.grpo import DistInfo
+    from agents.distributed import DistInfo
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -302,7 +302,7 @@ def _barrier(dist) -> None:
 # -- data ---------------------------------------------------------------------------------------
 @dataclass
 class TaskData:
-    train: list  # agents.grpo.Task
+    train: list  # agents.train_prompts.Task
     eval: list
     difficulty: list  # tasks.curriculum.TaskDifficulty per train task
 
@@ -315,8 +315,8 @@ def _shuffled_split(items: list, n_eval: int, seed: int) -> tuple[list, list]:
 
 
 def load_tasks(cfg: DataConfig, template: str) -> TaskData:
-    """Training and held-out :class:`~agents.grpo.Task` lists plus per-task difficulty records."""
-    from agents.grpo import episode_tasks, grounding_task
+    """Training and held-out :class:`~agents.train_prompts.Task` lists plus per-task difficulty records."""
+    from agents.train_prompts import episode_tasks, grounding_task
     from rewards.grounding import difficulty_weights
     from tasks.curriculum import TaskDifficulty, task_difficulty
 
@@ -708,7 +708,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
     from tqdm import tqdm
     from transformers.utils import logging as hf_logging
 
-    from agents.grpo import GRPOTrainer, Policy
+    from agents.grpo import GRPOTrainer
+    from agents.policy import Policy
     from agents.sft import SFTTrainer
     from tasks.curriculum import Curriculum, TaskDifficulty, difficulty_scores
 
@@ -937,7 +938,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
 def _make_reward(cfg: RewardConfig, policy):
     import importlib
 
-    from agents.grpo import TaskReward
+    from agents.task_reward import TaskReward
 
     for name in cfg.imports:
         importlib.import_module(name)

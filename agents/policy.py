@@ -1,0 +1,244 @@
+"""The trainable vision-language policy: prompt encoding, grouped sampling, token log-probs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agents.train_prompts import Task
+from guienv.frames import Frame
+
+if TYPE_CHECKING:
+    import torch
+
+VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
+
+
+def _no_grad(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@dataclass
+class Encoded:
+    """A tokenised prompt: ``ids`` (1-D), its images' ``pixel_values`` rows and ``grid`` rows."""
+
+    ids: torch.Tensor
+    pixel_values: torch.Tensor | None
+    grid: torch.Tensor | None
+
+
+class Policy:
+    """The trainable model of a :class:`~agents.qwen.QwenAgent` (same loading, prompts, pixel
+    bounds and coordinate frame) with the batching GRPO needs: prompt encoding (one or several
+    images), grouped sampling and teacher-forced token log-probs."""
+
+    def __init__(self, agent: Any, cache_mb: float = 0.0):
+        import torch
+
+        self.agent = agent
+        self.model = agent.model  # may be replaced by a peft model
+        self.tokenizer = agent.tokenizer
+        self.image_processor = agent.image_processor
+        self.frame: Frame = agent.frame
+        self.resize = agent.resize
+        self.merge_size = agent.merge_size
+        self.device = torch.device(agent.device)
+        gen = getattr(self.model, "generation_config", None)
+        eos = set(np.atleast_1d((gen.eos_token_id if gen is not None else None) or []).tolist())
+        eos.add(self.tokenizer.eos_token_id)
+        self.eos_ids = sorted(int(e) for e in eos if e is not None)
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        self.share_vision = True  # encode each distinct prompt's images once per forward (see _vision_once)
+        self._mm_kw: bool | None = None
+        # Vision placeholders may never be sampled: one in a completion would be read as an image
+        # slot by the training forward. They are suppressed in generation and masked out of the
+        # training log-softmax alike, so both use the same distribution.
+        vocab = self.tokenizer.get_vocab()
+        self.banned_ids = sorted(vocab[t] for t in VISION_TOKENS if t in vocab)
+        # Encoded prompts kept across steps (SFT revisits each task many times and decoding plus
+        # resizing a screenshot costs more than a tiny model's forward); first come, first kept,
+        # up to ``cache_mb`` of tensors.
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cache: dict[int, tuple[Task, Encoded]] = {}
+        self._cached_bytes = 0
+
+    # -- prompts --------------------------------------------------------------------------------
+    def messages(self, task: Task) -> list[dict[str, Any]]:
+        from guienv.prompts import render
+
+        msgs = render(task.template, {**task.fields, "screenshot": None})
+        extra = len(task.images) - 1
+        if extra > 0:  # previous screens go first, the acted-on screen keeps the template's slot
+            user = msgs[-1]
+            intro = [{"type": "image"}] * extra + [{"type": "text", "text": f"(The {extra} image(s) above are the previous screens, oldest first; the next image is the current screen.)"}]
+            msgs = msgs[:-1] + [{**user, "content": intro + list(user["content"])}]
+        return msgs
+
+    def encode(self, task: Task) -> Encoded:
+        from guienv.vlm import build_inputs
+
+        hit = self._cache.get(id(task))
+        if hit is not None and hit[0] is task:
+            return hit[1]
+        text = self.tokenizer.apply_chat_template(self.messages(task), tokenize=False, add_generation_prompt=True)
+        b = build_inputs(self.tokenizer, self.image_processor, [text], [task.load_images()], self.merge_size)
+        enc = Encoded(b["input_ids"][0], b.get("pixel_values"), b.get("image_grid_thw"))
+        if self.cache_bytes:
+            size = sum(t.numel() * t.element_size() for t in (enc.ids, enc.pixel_values, enc.grid) if t is not None)
+            if self._cached_bytes + size <= self.cache_bytes:
+                self._cache[id(task)] = (task, enc)
+                self._cached_bytes += size
+        return enc
+
+    # -- batching -------------------------------------------------------------------------------
+    def collate(self, prompts: Sequence[Encoded], completions: Sequence[Sequence[int]] | None = None) -> dict[str, torch.Tensor]:
+        """Left-padded prompts (+ right-padded completions when given) with their vision inputs."""
+        import torch
+
+        lp = max(len(p.ids) for p in prompts)
+        lc = max((len(c) for c in completions), default=0) if completions is not None else 0
+        n = len(prompts)
+        ids = torch.full((n, lp + lc), self.pad_id, dtype=torch.long)
+        att = torch.zeros((n, lp + lc), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, lp - len(p.ids):lp] = p.ids
+            att[i, lp - len(p.ids):lp] = 1
+            if completions is not None and len(completions[i]):
+                c = torch.as_tensor(list(completions[i]), dtype=torch.long)
+                ids[i, lp:lp + len(c)] = c
+                att[i, lp:lp + len(c)] = 1
+        out = {"input_ids": ids.to(self.device), "attention_mask": att.to(self.device)}
+        pv = [p.pixel_values for p in prompts if p.pixel_values is not None]
+        if pv:
+            dtype = next(self.model.parameters()).dtype
+            out["pixel_values"] = torch.cat(pv).to(self.device, dtype=dtype)
+            out["image_grid_thw"] = torch.cat([p.grid for p in prompts if p.grid is not None]).to(self.device)
+        return out
+
+    def _completion_lists(self, new: torch.Tensor) -> list[list[int]]:
+        import torch
+
+        eos = torch.tensor(self.eos_ids, device=new.device)
+        is_eos = torch.isin(new, eos)
+        out = []
+        for row, e in zip(new.tolist(), is_eos.tolist()):
+            n = e.index(True) + 1 if True in e else len(row)
+            out.append(row[:n])
+        return out
+
+    @_no_grad
+    def sample(self, prompts: Sequence[Encoded], n: int, *, temperature: float, top_p: float = 1.0,
+               max_new_tokens: int = 64, seeds: Sequence[int] | None = None, min_new_tokens: int = 0) -> list[list[int]]:
+        """``n`` completions per prompt (prompt-major order). ``temperature=0`` is greedy.
+        ``seeds`` (one per prompt): generate each prompt's group alone from that torch seed, so
+        the samples do not depend on which prompts share the batch."""
+        import torch
+
+        if seeds is not None:
+            out: list[list[int]] = []
+            for p, s in zip(prompts, seeds):
+                torch.manual_seed(int(s))
+                out += self.sample([p], n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                   min_new_tokens=min_new_tokens)
+            return out
+        model = self.model
+        was_training = model.training
+        model.eval()
+        batch = self.collate(prompts)
+        from transformers import GenerationConfig
+
+        # A clean generation config: a checkpoint's own defaults (Qwen2.5-VL ships top_k=1,
+        # repetition_penalty=1.05) would make the sampling distribution differ from the
+        # log_softmax(logits / T) the loss uses.
+        kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=self.pad_id, eos_token_id=self.eos_ids,
+                                      bos_token_id=getattr(model.generation_config, "bos_token_id", None),
+                                      suppress_tokens=self.banned_ids or None, min_new_tokens=min_new_tokens or None)
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=n)
+        else:
+            kwargs.update(do_sample=False)
+        try:
+            seqs = model.generate(**batch, generation_config=GenerationConfig(**kwargs))
+        finally:
+            model.train(was_training)
+        seqs = seqs if isinstance(seqs, torch.Tensor) else seqs.sequences
+        comps = self._completion_lists(seqs[:, batch["input_ids"].shape[1]:])
+        if temperature <= 0 and n > 1:
+            comps = [c for c in comps for _ in range(n)]
+        return comps
+
+    def _vision_once(self, model: Any, prompts: Sequence[Encoded], batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Encode each distinct prompt's images once and hand the features to the forward
+        (``mm_encoder_outputs``) for every row that shares the prompt: a GRPO batch holds G copies
+        of each prompt, and the vision tower would otherwise run G times on the same screenshot.
+        The gradient is the same (the G rows' contributions add up on the shared features)."""
+        import inspect
+
+        import torch
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        core = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+        if not self.share_vision or "pixel_values" not in batch or not hasattr(core, "get_image_features"):
+            return {}
+        if self._mm_kw is None:
+            fwd = getattr(core, "get_base_model", lambda: core)().forward
+            self._mm_kw = "mm_encoder_outputs" in inspect.signature(fwd).parameters
+        first: dict[int, int] = {}
+        uniq: list[Encoded] = []
+        for p in prompts:
+            if id(p) not in first:
+                first[id(p)] = len(uniq)
+                uniq.append(p)
+        if not self._mm_kw or len(uniq) == len(prompts):
+            return {}
+        dtype = next(core.parameters()).dtype
+        pv = torch.cat([p.pixel_values for p in uniq]).to(self.device, dtype=dtype)
+        grid = torch.cat([p.grid for p in uniq]).to(self.device)
+        feats = core.get_image_features(pv, grid, return_dict=True).pooler_output
+        per_prompt, k = [], 0
+        for p in uniq:
+            per_prompt.append(list(feats[k:k + len(p.grid)]))
+            k += len(p.grid)
+        rows = [f for p in prompts for f in per_prompt[first[id(p)]]]
+        del batch["pixel_values"]  # image_grid_thw stays: it gives the M-RoPE positions
+        return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=rows)}}
+
+    def token_logprobs(self, model: Any, prompts: Sequence[Encoded], completions: Sequence[Sequence[int]],
+                       temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced ``log_softmax(logits / temperature)`` of each completion token, ``(B, T)``
+        with ``T`` the longest completion, and the ``(B, T)`` mask of real tokens. ``model`` is the
+        module to call (the DDP/FSDP wrapper in training). Rows that share an :class:`Encoded`
+        prompt object share one vision encoding."""
+        import torch
+
+        batch = self.collate(prompts, completions)
+        t = max(len(c) for c in completions)
+        extra = self._vision_once(model, prompts, batch)
+        out = model(**batch, **extra, logits_to_keep=t + 1, use_cache=False)
+        logits = out.logits[:, :-1, :].float()
+        if self.banned_ids:
+            banned = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+            banned[self.banned_ids] = True
+            logits = logits.masked_fill(banned, float("-inf"))
+        if temperature != 1.0:
+            logits = logits / temperature
+        ids = batch["input_ids"][:, -t:]
+        logp = torch.gather(logits, -1, ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+        mask = torch.zeros_like(logp)
+        for i, c in enumerate(completions):
+            mask[i, : len(c)] = 1.0
+        return logp, mask
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
