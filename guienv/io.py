@@ -1,11 +1,16 @@
-"""File helpers shared by the loaders: image decoding and paths that must stay inside a data root."""
+"""File helpers shared by every layer: JSON/JSONL records, image decoding and encoding, and paths
+that must stay inside a data root. Bad input is a :class:`~guienv.errors.DataError` naming the file
+and the record (line), never a bare ``json``/``UnicodeDecodeError``/``RecursionError``."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -60,7 +65,106 @@ def image_size(src: str | os.PathLike | bytes, where: str = "") -> tuple[int, in
         return img.size
 
 
-def encode_png(array: np.ndarray) -> bytes:
+def encode_png(image: np.ndarray | Image.Image) -> bytes:
+    """PNG bytes of an ``(H, W, 3)`` uint8 array or a PIL image."""
     buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
+    (image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))).save(buf, format="PNG")
     return buf.getvalue()
+
+
+# -- JSON and JSONL ---------------------------------------------------------------------------------
+def loads_json(text: str | bytes, where: Any, record: Any = None, field: str | None = None) -> Any:
+    """``json.loads`` whose failures (syntax, invalid UTF-8, nesting too deep) name the source."""
+    try:
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8")
+        return json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise DataError(where, f"not UTF-8 text ({exc.reason} at byte {exc.start})", record=record, field=field) from None
+    except json.JSONDecodeError as exc:
+        raise DataError(where, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", record=record, field=field) from None
+    except RecursionError:
+        raise DataError(where, "JSON nested too deeply", record=record, field=field) from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value in the file at ``path``."""
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(path, "is a directory, not a JSON file")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({exc.strerror or exc})") from exc
+    return loads_json(data, path)
+
+
+def iter_jsonl(path: str | os.PathLike, *, objects: bool = True) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line of a JSONL file (numbers start at 1).
+    With ``objects`` each value must be a JSON object. A bad line raises a DataError naming it;
+    callers that skip bad records catch it per line and go on."""
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(path, "is a directory, not a JSONL file")
+    try:
+        fh = p.open("rb")
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({exc.strerror or exc})") from exc
+    with fh:
+        for no, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            value = loads_json(raw, path, record=f"line {no}")
+            if objects and not isinstance(value, dict):
+                raise DataError(path, f"each line must be a JSON object, got {type(value).__name__}", record=f"line {no}")
+            yield no, value
+
+
+def read_jsonl(path: str | os.PathLike, *, drop_cut_tail: bool = False) -> tuple[list[dict[str, Any]], bool]:
+    """The objects of a JSONL file and whether it is clean (ends with a newline, nothing dropped).
+
+    ``drop_cut_tail``: for files this package appends to (evaluation results): a last line with no
+    newline after it that does not parse is what an interrupted write leaves; it is dropped with a
+    warning (its work runs again) instead of raising. A missing file is ``([], True)``."""
+    p = Path(path)
+    if not p.exists():
+        return [], True
+    try:
+        data = p.read_bytes()
+    except IsADirectoryError:
+        raise DataError(path, "is a directory, not a JSONL file") from None
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({exc.strerror or exc})") from exc
+    lines = data.split(b"\n")
+    clean = data == b"" or data.endswith(b"\n")  # else the next append would join two lines
+    out: list[dict[str, Any]] = []
+    for no, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = loads_json(raw, path, record=f"line {no}")
+        except DataError:
+            if drop_cut_tail and no == len(lines):  # no newline after it: the write was interrupted
+                warnings.warn(f"{path}: dropping the unfinished last line {no} (an interrupted run); it is run again", stacklevel=2)
+                clean = False
+                continue
+            raise
+        if not isinstance(value, dict):
+            raise DataError(path, f"each line must be a JSON object, got {type(value).__name__}", record=f"line {no}")
+        out.append(value)
+    return out, clean
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], *, atomic: bool = True) -> int:
+    """Write ``rows`` one JSON object a line (UTF-8, non-ASCII kept); with ``atomic`` through a
+    temporary file renamed over ``path``, so readers never see half a file. Returns the row count."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp") if atomic else p
+    n = 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
+    if atomic:
+        tmp.replace(p)
+    return n
