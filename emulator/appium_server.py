@@ -1,9 +1,16 @@
-"""A local Appium server run from the project's ``APPIUM_HOME`` (``.appium/``, made by
-``emulator/install.sh`` from ``emulator/package.json``).
+"""A local Appium server run from an ``APPIUM_HOME`` filled by ``emulator/install.sh`` (from
+``emulator/package.json``).
 
-The server binds to the loopback interface only, on a free port unless one is given, logs to a
-file, and runs in its own process group so stopping it also stops the chromedriver/Chromium (or
-adb helper) processes it spawned. Use it as a context manager::
+Where the server is looked for (:func:`default_home`): ``$GUIENV_APPIUM_HOME``, else Appium's own
+``$APPIUM_HOME``, else ``.appium/`` in the source checkout when it exists (an editable install), else
+the per-user ``$XDG_DATA_HOME/guienv/appium`` (``~/.local/share/guienv/appium``).
+
+The server binds to the loopback interface only (``extra_args`` may not rebind it), on a free port
+unless one is given, logs to a file, and runs in its own process group. Stopping it stops the whole
+group, also when the server itself already died (a crash or ``kill -9`` leaves its chromedriver and
+Chromium processes behind, still in the group: they are reaped then). A detached server's state file
+records the process's start time and command line, and ``stop`` signals only a process that still
+matches them, never one that reused the pid. Use it as a context manager::
 
     with AppiumServer(AppiumServerConfig()) as server:
         env = gym.make("guienv/MiniWoB-v0", server_url=server.url)
@@ -23,12 +30,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_HOME = REPO / ".appium"
+HOME_ENV = ("GUIENV_APPIUM_HOME", "APPIUM_HOME")
+# Flags that would move the server off loopback or onto another port/config than the one given.
+_BINDING_FLAGS = ("--address", "-a", "--port", "-p", "--config", "--base-path", "-pa")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 # Appium 3 accepts only driver-scoped insecure features; this one enables `mobile: shell`.
 ADB_SHELL_FEATURE = "uiautomator2:adb_shell"
@@ -38,9 +47,33 @@ class AppiumServerError(RuntimeError):
     """The Appium server could not be started, or is not installed."""
 
 
+def user_home() -> Path:
+    """The per-user Appium home: ``$XDG_DATA_HOME/guienv/appium`` (``~/.local/share/...``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "guienv" / "appium"
+
+
+def default_home() -> Path:
+    """Where ``emulator/install.sh`` put Appium (see the module docstring for the order)."""
+    for var in HOME_ENV:
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    checkout = REPO / ".appium"
+    if (REPO / "emulator" / "install.sh").exists() and checkout.exists():
+        return checkout
+    return user_home()
+
+
+DEFAULT_HOME = default_home()
+
+
+def _is_binding_flag(arg: str) -> bool:
+    return any(arg == f or arg.startswith(f + "=") for f in _BINDING_FLAGS)
+
+
 @dataclass
 class AppiumServerConfig:
-    appium_home: str = str(DEFAULT_HOME)
+    appium_home: str = field(default_factory=lambda: str(default_home()))
     host: str = "127.0.0.1"
     port: int | None = None  # None: pick a free port
     log_path: str | None = None  # None: <appium_home>/logs/appium-<port>.log
@@ -58,6 +91,10 @@ class AppiumServerConfig:
         for feat in self.allow_insecure:
             if ":" not in feat:
                 raise ValueError(f"Appium 3 needs driver-scoped insecure features (driver:feature), got {feat!r}")
+        bad = [a for a in self.extra_args if _is_binding_flag(str(a))]
+        if bad:
+            raise ValueError(f"extra_args may not set the address, port, base path or config file ({bad[0]!r}): "
+                             "the server binds to loopback on the configured port only; use host=/port=")
 
 
 def appium_binary(home: str | Path) -> Path:
@@ -123,10 +160,54 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def stop_process_group(pid: int, timeout_s: float = 10.0) -> bool:
-    """SIGTERM the group led by ``pid``, SIGKILL it after ``timeout_s``; True if it was running."""
-    if not _alive(pid):
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_identity(pid: int) -> dict[str, Any] | None:
+    """``{"create_time", "cmdline"}`` of a live process (what a state file records), or None."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        return {"create_time": proc.create_time(), "cmdline": proc.cmdline()}
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None
+
+
+def same_process(pid: int, identity: dict[str, Any] | None) -> bool | None:
+    """Is ``pid`` still the process ``identity`` describes? None when no process has that pid."""
+    now = process_identity(pid)
+    if now is None:
+        return None
+    if not identity:
+        return False
+    return abs(float(now["create_time"]) - float(identity.get("create_time", -1))) < 0.01 and \
+        list(now["cmdline"]) == list(identity.get("cmdline", []))
+
+
+def stop_process_group(pid: int, timeout_s: float = 10.0) -> bool:
+    """SIGTERM the group led by ``pid``, SIGKILL it after ``timeout_s``; True if anything ran.
+
+    The group is signalled even when its leader is gone: its chromedriver/Chromium children stay
+    in it, and Linux does not hand the number to a new process while any member is alive, so what
+    is left there is ours. (Callers that did not start ``pid`` themselves check it first with
+    :func:`same_process`.)"""
+    if not _alive(pid):
+        if not _group_alive(pid):
+            return False
+        _kill_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.05)
+        _kill_group(pid, signal.SIGKILL)
+        return True
     _kill_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -171,7 +252,10 @@ class AppiumServer:
             return self
         binary = appium_binary(self.config.appium_home)
         if not binary.exists():
-            raise AppiumServerError(f"Appium is not installed at {binary}: run emulator/install.sh")
+            raise AppiumServerError(
+                f"Appium is not installed at {binary}: run emulator/install.sh (it fills $APPIUM_HOME, default "
+                f"the checkout's .appium/), then point guienv at that folder with GUIENV_APPIUM_HOME or APPIUM_HOME "
+                f"(or install into the per-user default: APPIUM_HOME={user_home()} bash emulator/install.sh)")
         want = port if port is not None else self.port
         attempts = 1 if want is not None else 3
         last = ""
@@ -218,7 +302,7 @@ class AppiumServer:
         raise AppiumServerError(f"Appium did not answer /status within {self.config.startup_timeout_s:g}s; see {self.log_path}")
 
     def stop(self) -> None:
-        """Stop the server and everything it spawned (its process group)."""
+        """Stop the server and everything it spawned (its process group, also after a crash)."""
         if self.process is not None:
             stop_process_group(self.process.pid, self.config.stop_timeout_s)
             try:
@@ -254,22 +338,41 @@ class AppiumServer:
 
 
 # -- `guienv appium start|stop|status` ---------------------------------------------------------
-def default_state_file(home: str | Path = DEFAULT_HOME) -> Path:
-    return Path(home) / "server.json"
+def default_state_file(home: str | Path | None = None) -> Path:
+    return Path(home if home is not None else default_home()) / "server.json"
+
+
+def read_state(state_file: Path) -> dict[str, Any] | None:
+    """The state file's record, or None when it is missing or unreadable (then it is stale)."""
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("pid"), int) or not isinstance(state.get("url"), str):
+        return None
+    return state
+
+
+def _ours(state: dict[str, Any]) -> bool | None:
+    """True: the recorded pid is still the server we started; False: the pid now belongs to
+    another process (or the file predates identity records); None: no process has the pid."""
+    return same_process(int(state["pid"]), state.get("identity"))
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     """Start a detached server and record it in the state file."""
     state_file = Path(args.state_file or default_state_file(args.home))
-    if state_file.exists():
-        state = json.loads(state_file.read_text())
-        if _alive(state["pid"]) and query_status(state["url"]):
-            print(json.dumps({"status": "already running", **state}))
-            return 0
+    state = read_state(state_file)
+    if state is not None and _ours(state) and query_status(state["url"]):
+        print(json.dumps({"status": "already running", **state}))
+        return 0
     insecure = (ADB_SHELL_FEATURE,) if args.allow_adb_shell else ()
-    cfg = AppiumServerConfig(appium_home=args.home, port=args.port, log_path=args.log, allow_insecure=insecure)
+    cfg = AppiumServerConfig(appium_home=args.home or str(default_home()), port=args.port, log_path=args.log, allow_insecure=insecure)
     server = AppiumServer(cfg).start()
-    state = {"pid": server.pid, "port": server.port, "url": server.url, "log": str(server.log_path), "home": str(cfg.appium_home)}
+    state = {"pid": server.pid, "port": server.port, "url": server.url, "log": str(server.log_path),
+             "home": str(cfg.appium_home), "identity": process_identity(server.pid)}
     state_file.parent.mkdir(parents=True, exist_ok=True)
     state_file.write_text(json.dumps(state))
     # Detach: the server outlives this process; `guienv appium stop` ends it.
@@ -279,24 +382,36 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop the recorded server, only if its pid still is that server (else drop the stale file)."""
     state_file = Path(args.state_file or default_state_file(args.home))
     if not state_file.exists():
         print(json.dumps({"status": "not running"}))
         return 0
-    state = json.loads(state_file.read_text())
-    was = stop_process_group(int(state["pid"]))
+    state = read_state(state_file)
+    if state is None:
+        state_file.unlink()
+        print(json.dumps({"status": "not running", "note": f"removed unreadable state file {state_file}"}))
+        return 0
+    pid, ours = int(state["pid"]), _ours(state)
+    if ours is False:
+        # A crashed server's pid now names another process: never signal it.
+        state_file.unlink()
+        print(json.dumps({"status": "not running", "pid": pid,
+                          "note": f"pid {pid} is no longer the Appium server this tool started (stale state file removed)"}))
+        return 0
+    was = stop_process_group(pid)  # ours, or gone (then only its leftover group, if any, is reaped)
     state_file.unlink()
-    print(json.dumps({"status": "stopped" if was else "not running", "pid": state["pid"]}))
+    print(json.dumps({"status": "stopped" if was else "not running", "pid": pid}))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     state_file = Path(args.state_file or default_state_file(args.home))
-    if not state_file.exists():
+    state = read_state(state_file)
+    if state is None:
         print(json.dumps({"status": "not running"}))
         return 1
-    state = json.loads(state_file.read_text())
-    status = query_status(state["url"]) if _alive(int(state["pid"])) else None
+    status = query_status(state["url"]) if _ours(state) else None
     print(json.dumps({"status": "running" if status else "not responding", **state, "server": status}))
     return 0 if status else 1
 
@@ -311,7 +426,9 @@ def add_appium_args(subparsers: argparse._SubParsersAction) -> argparse.Argument
         ("status", cmd_status, "print the server's state and /status (exit 1 if not running)"),
     ):
         s = sub.add_parser(name, help=help_)
-        s.add_argument("--home", default=str(DEFAULT_HOME), help="APPIUM_HOME (default: .appium/ in the checkout)")
+        s.add_argument("--home", default=None,
+                       help="APPIUM_HOME (default: $GUIENV_APPIUM_HOME, $APPIUM_HOME, the checkout's .appium/, "
+                            "or ~/.local/share/guienv/appium)")
         s.add_argument("--state-file", help="where start records pid/port (default: <home>/server.json)")
         if name == "start":
             s.add_argument("--port", type=int, help="port (default: a free one)")

@@ -8,7 +8,7 @@
 # The Android SDK/emulator is not installed here (system images are not on these registries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APPIUM_HOME="${APPIUM_HOME:-$PWD/.appium}"
+APPIUM_HOME="${GUIENV_APPIUM_HOME:-${APPIUM_HOME:-$PWD/.appium}}"
 PY="${PYTHON:-python3}"
 SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
