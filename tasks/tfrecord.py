@@ -39,6 +39,9 @@ _MASK_DELTA = 0xA282EAD8
 _HEADER = struct.Struct("<QI")  # length, masked crc of the length
 _FOOTER = struct.Struct("<I")
 _GZIP_ERRORS = (gzip_lib.BadGzipFile, EOFError, zlib.error)
+# An AndroidControl episode record (all its screenshots) is tens of MB; a length field beyond this
+# is damage, and reading it would try to allocate it.
+MAX_RECORD_BYTES = 1 << 30
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -108,6 +111,9 @@ def _read_one(f: IO[bytes], path: Any, index: int, offset: int, check_crc: bool)
     if check_crc and masked_crc32c(header[:8]) != length_crc:
         raise DataError(path, f"length checksum mismatch in the record at byte offset {offset} "
                         "(corrupt length field or not a TFRecord file)", record=index)
+    if length > MAX_RECORD_BYTES:
+        raise DataError(path, f"the record at byte offset {offset} claims {length} bytes of data, more than the "
+                        f"{MAX_RECORD_BYTES} a record may hold (a corrupt length field)", record=index)
     data = _read_exact(f, length, path, index, offset, "data")
     (data_crc,) = _FOOTER.unpack(_read_exact(f, _FOOTER.size, path, index, offset, "data checksum"))
     if check_crc and masked_crc32c(data) != data_crc:
