@@ -183,3 +183,25 @@ def test_step_messages_put_previous_screens_first_with_the_intro(template):
     obs = {**fields, "screenshot": screens[2], "previous_screenshots": tuple(screens[:2])}
     assert observation_messages(template, obs) == three
     assert [int(im[0, 0, 0]) for im in step_images(obs)] == [0, 1, 2]
+
+
+def test_androidcontrol_history_images_are_the_previous_recorded_screens(androidcontrol_file):
+    from gymnasium.utils.env_checker import check_env
+
+    from tasks.androidcontrol import load_androidcontrol
+
+    env = make_env(EvalConfig(benchmark="androidcontrol", data=str(androidcontrol_file), history_images=1))
+    check_env(env.unwrapped)
+    episode = load_androidcontrol(str(androidcontrol_file))[0]
+    obs, info = env.reset(options={"index": 0})
+    assert obs["previous_screenshots"] == () and env.observation_space.contains(obs)
+    for t in (1, 2):
+        obs, _, _, _, info = env.step(info["gt_action"])
+        (prev,) = obs["previous_screenshots"]  # at most history_images of them
+        assert np.array_equal(prev, episode.steps[t - 1].image.load())
+        assert env.observation_space.contains(obs)
+    obs["previous_screenshots"][0][:] = 0  # a copy: the env's next observation is unchanged
+    assert np.array_equal(env.unwrapped._obs()["previous_screenshots"][0], episode.steps[1].image.load())
+    env.close()
+    with pytest.raises(ValueError, match="history-images"):
+        make_env(EvalConfig(benchmark="screenspot", data="x", history_images=1))
