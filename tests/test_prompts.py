@@ -205,3 +205,25 @@ def test_androidcontrol_history_images_are_the_previous_recorded_screens(android
     env.close()
     with pytest.raises(ValueError, match="history-images"):
         make_env(EvalConfig(benchmark="screenspot", data="x", history_images=1))
+
+
+def test_api_agent_sends_previous_screens_first_in_the_shared_messages():
+    import base64
+    import io
+
+    from PIL import Image
+
+    from agents.api import ApiAgent, ApiAgentConfig
+
+    screens = [np.full((56, 84, 3), 40 * (i + 1), np.uint8) for i in range(3)]
+    obs = {"goal": "g", "instruction": "tap", "history": "1. {}", "screenshot": screens[2],
+           "previous_screenshots": tuple(screens[:2])}
+    with ApiAgent(ApiAgentConfig(model="m", template="androidcontrol-low", frame="pixel")) as api:
+        body, size = api.payload(obs)
+    content = body["messages"][-1]["content"]
+    expected = observation_messages("androidcontrol-low", obs)[-1]["content"]
+    assert [p["type"] for p in content] == ["image_url" if p["type"] == "image" else "text" for p in expected]
+    assert [p["text"] for p in content if p["type"] == "text"] == [p["text"] for p in expected if p["type"] == "text"]
+    sent = [np.asarray(Image.open(io.BytesIO(base64.b64decode(p["image_url"]["url"].split(",", 1)[1]))).convert("RGB"))
+            for p in content if p["type"] == "image_url"]
+    assert [int(im[0, 0, 0]) for im in sent] == [40, 80, 120] and size == (84, 56)
