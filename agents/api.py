@@ -135,17 +135,19 @@ class ApiAgent:
         img.save(buf, format="PNG")
         return buf.getvalue(), img.size
 
-    def messages(self, observation: Mapping[str, Any], image_png: bytes) -> list[dict[str, Any]]:
-        """The template's chat messages in OpenAI form, the image slot filled with ``image_png``."""
-        from guienv.prompts import render
+    def messages(self, observation: Mapping[str, Any], image_png: bytes | Sequence[bytes]) -> list[dict[str, Any]]:
+        """The step's chat messages (:func:`guienv.prompts.observation_messages`, as in training) in
+        OpenAI form, the image slots filled in order with ``image_png`` (one PNG, or one per
+        :func:`guienv.prompts.step_images` image: previous screens, then the current one)."""
+        from guienv.prompts import observation_messages
 
-        url = png_data_url(image_png)
+        urls = iter([png_data_url(image_png)] if isinstance(image_png, bytes) else [png_data_url(p) for p in image_png])
         out: list[dict[str, Any]] = [{"role": "system", "content": self.cfg.system}] if self.cfg.system else []
-        for msg in render(self.cfg.template, observation):
+        for msg in observation_messages(self.cfg.template, observation):
             content = msg["content"]
             if isinstance(content, list):
                 content = [
-                    {"type": "image_url", "image_url": {"url": url}} if part.get("type") == "image"
+                    {"type": "image_url", "image_url": {"url": next(urls)}} if part.get("type") == "image"
                     else {"type": "text", "text": part["text"]}
                     for part in content
                 ]
@@ -153,11 +155,15 @@ class ApiAgent:
         return out
 
     def payload(self, observation: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, int]]:
-        png, size = self.request_image(observation["screenshot"])
+        from guienv.prompts import step_images
+
+        *previous, current = step_images(observation)
+        png, size = self.request_image(current)
+        pngs = [self.request_image(im)[0] for im in previous] + [png]
         cfg = self.cfg
         body: dict[str, Any] = {
             "model": cfg.model,
-            "messages": self.messages(observation, png),
+            "messages": self.messages(observation, pngs),
             "temperature": cfg.temperature,
             "max_tokens": cfg.max_tokens,
         }

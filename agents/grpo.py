@@ -52,7 +52,7 @@ import numpy as np
 from agents.distributed import DistInfo
 from agents.policy import Encoded, Policy
 from agents.task_reward import Scored, TaskReward
-from agents.train_prompts import Task
+from agents.train_prompts import TrainPrompt
 
 if TYPE_CHECKING:  # torch is imported where it is used, so configs load without it (fast CLI)
     import torch
@@ -175,14 +175,14 @@ def _nanmean(values: Sequence[float]) -> float:
 
 
 class GRPOTrainer:
-    """GRPO on :class:`Task` prompts (see the module docstring).
+    """GRPO on :class:`TrainPrompt` prompts (see the module docstring).
 
     ``sampler(n) -> list[int]`` draws the next global task ids (a :class:`~tasks.curriculum.Curriculum`'s
     ``next_batch``); ``train_model`` is what forward/backward runs through (``policy.model`` or its
     DDP/FSDP wrapper); ``ref_model`` a frozen reference for the KL term (``None``: with a peft
     policy the adapter is disabled instead; required when ``beta > 0`` otherwise)."""
 
-    def __init__(self, policy: Policy, config: GRPOTrainerConfig, reward: TaskReward, tasks: Sequence[Task],
+    def __init__(self, policy: Policy, config: GRPOTrainerConfig, reward: TaskReward, tasks: Sequence[TrainPrompt],
                  optimizer: torch.optim.Optimizer, scheduler: Any = None, *, dist: DistInfo | None = None,
                  train_model: Any = None, ref_model: Any = None, autocast: torch.dtype | None = None):
         self.policy = policy
@@ -416,7 +416,7 @@ class GRPOTrainer:
 
     # -- evaluation and pass rates --------------------------------------------------------------
     @_no_grad
-    def evaluate(self, tasks: Sequence[Task], batch_size: int = 8, max_new_tokens: int | None = None) -> dict[str, float]:
+    def evaluate(self, tasks: Sequence[TrainPrompt], batch_size: int = 8, max_new_tokens: int | None = None) -> dict[str, float]:
         """Greedy decoding on ``tasks`` (split across ranks): accuracy (click in box / exact step
         match), mean reward, parse rate, mean predicted box area ratio; for grounding tasks also the
         mean distance of the click from the target centre per axis (``dx``: fraction of the width,
@@ -467,7 +467,7 @@ class GRPOTrainer:
         return out
 
     @_no_grad
-    def pass_rates(self, tasks: Sequence[Task], k: int, batch_size: int = 4) -> np.ndarray:
+    def pass_rates(self, tasks: Sequence[TrainPrompt], k: int, batch_size: int = 4) -> np.ndarray:
         """Fraction of ``k`` sampled answers (the trainer's temperature) that are correct, per task
         (split across ranks, gathered): the curriculum's base-model pass rate and GUI-G1's
         all-correct / all-wrong data filter."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.train_prompts import Task
+from agents.train_prompts import TrainPrompt
 from guienv.frames import Frame
 
 if TYPE_CHECKING:
@@ -70,22 +70,18 @@ class Policy:
         # resizing a screenshot costs more than a tiny model's forward); first come, first kept,
         # up to ``cache_mb`` of tensors.
         self.cache_bytes = int(cache_mb * 2**20)
-        self._cache: dict[int, tuple[Task, Encoded]] = {}
+        self._cache: dict[int, tuple[TrainPrompt, Encoded]] = {}
         self._cached_bytes = 0
 
     # -- prompts --------------------------------------------------------------------------------
-    def messages(self, task: Task) -> list[dict[str, Any]]:
-        from guienv.prompts import render
+    def messages(self, task: TrainPrompt) -> list[dict[str, Any]]:
+        """The prompt's chat messages, built like ``guienv eval``'s (:func:`guienv.prompts.step_messages`):
+        the images before the last are previous screens."""
+        from guienv.prompts import step_messages
 
-        msgs = render(task.template, {**task.fields, "screenshot": None})
-        extra = len(task.images) - 1
-        if extra > 0:  # previous screens go first, the acted-on screen keeps the template's slot
-            user = msgs[-1]
-            intro = [{"type": "image"}] * extra + [{"type": "text", "text": f"(The {extra} image(s) above are the previous screens, oldest first; the next image is the current screen.)"}]
-            msgs = msgs[:-1] + [{**user, "content": intro + list(user["content"])}]
-        return msgs
+        return step_messages(task.template, task.fields, len(task.images) - 1)
 
-    def encode(self, task: Task) -> Encoded:
+    def encode(self, task: TrainPrompt) -> Encoded:
         from guienv.vlm import build_inputs
 
         hit = self._cache.get(id(task))

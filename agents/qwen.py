@@ -87,15 +87,19 @@ class QwenAgent:
 
     # -- prompting ----------------------------------------------------------------------------
     def prompt(self, obs: Mapping[str, Any]) -> str:
-        from guienv.prompts import render
+        """The chat-template text for ``obs`` (:func:`guienv.prompts.observation_messages`, the
+        builder training uses too)."""
+        from guienv.prompts import observation_messages
 
-        return self.tokenizer.apply_chat_template(render(self.cfg.template, obs), tokenize=False, add_generation_prompt=True)
+        msgs = observation_messages(self.cfg.template, obs)
+        return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
     def inputs(self, observations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        from guienv.prompts import step_images
         from guienv.vlm import build_inputs
 
         prompts = [self.prompt(o) for o in observations]
-        images = [[np.asarray(o["screenshot"])] for o in observations]
+        images = [step_images(o) for o in observations]
         batch = build_inputs(self.tokenizer, self.image_processor, prompts, images, self.merge_size, device=self.device)
         return {k: v.to(self.device) for k, v in batch.items()}
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.distributed import DistInfo
 from agents.policy import Policy
-from agents.train_prompts import Task
+from agents.train_prompts import TrainPrompt
 from guienv.actions import Action, ActionType, scroll_to_swipe
 from guienv.frames import Frame, Resize, Screen
 
@@ -86,7 +86,7 @@ def action_answer(action: Action, screen: Screen, frame: Frame) -> str:
     return json.dumps(d)
 
 
-def answer_text(task: Task, frame: Frame, resize: Resize) -> str:
+def answer_text(task: TrainPrompt, frame: Frame, resize: Resize) -> str:
     """The ground-truth answer of ``task`` in the format its template asks for."""
     from guienv.types import GroundingSample, Step
 
@@ -103,9 +103,9 @@ def answer_text(task: Task, frame: Frame, resize: Resize) -> str:
 
 
 class SFTTrainer:
-    """Cross-entropy warm-up steps on :class:`~agents.train_prompts.Task` prompts."""
+    """Cross-entropy warm-up steps on :class:`~agents.train_prompts.TrainPrompt` prompts."""
 
-    def __init__(self, policy: Policy, config: SFTConfig, tasks: Sequence[Task], optimizer: torch.optim.Optimizer, *,
+    def __init__(self, policy: Policy, config: SFTConfig, tasks: Sequence[TrainPrompt], optimizer: torch.optim.Optimizer, *,
                  dist: DistInfo | None = None, train_model: Any = None, autocast: torch.dtype | None = None):
         self.policy = policy
         self.config = config

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.train_prompts import Task
+from agents.train_prompts import TrainPrompt
 from guienv.actions import Action, ActionType
 from guienv.frames import Frame
 from guienv.geometry import point_in_box
@@ -57,7 +57,7 @@ class TaskReward:
         self.hybrid = hybrid
         self.protocol = protocol
 
-    def score(self, texts: Sequence[str], tasks: Sequence[Task]) -> list[Scored]:
+    def score(self, texts: Sequence[str], tasks: Sequence[TrainPrompt]) -> list[Scored]:
         from guienv.types import GroundingSample, Step
         from rewards.action_match import match_step
 

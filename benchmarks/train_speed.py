@@ -47,11 +47,11 @@ def build_model(kind: str, root: Path) -> Path:
 
 
 def make_tasks(w: int, h: int, n: int):
-    from agents.train_prompts import grounding_task
+    from agents.train_prompts import grounding_prompt
     from tasks.synthapp import SynthConfig, make_grounding_samples
 
     cfg = SynthConfig.desktop_preset(width=w, height=h) if w > h else SynthConfig(width=w, height=h)
-    return [grounding_task(s) for s in make_grounding_samples(n, cfg)]
+    return [grounding_prompt(s) for s in make_grounding_samples(n, cfg)]
 
 
 def peak_gib(torch) -> float:

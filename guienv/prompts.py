@@ -1,13 +1,32 @@
-"""Prompt templates by name.
+"""Prompt templates by name, and the one builder of a step's prompt.
 
-Each template turns an observation into chat messages (one image slot) and names the coordinate
-frame its answers are expected in relative to the model family (REFERENCE.md sections 1-2, 6).
+Each template turns a step's text fields into chat messages with one image slot (the screen acted
+on). :func:`step_messages` adds the slots and intro sentence of previous screens, and
+:func:`history_text` writes the action history; training (``agents.train_prompts`` +
+``agents.policy.Policy.messages``), the AndroidControl env observation (what ``guienv eval`` prompts
+from) and the agents (``agents.qwen.QwenAgent.prompt``, ``agents.api.ApiAgent.messages``) all build
+their prompts with these functions, so a model trained with ``guienv train`` sees the same prompt
+under ``guienv eval`` (before, training numbered the history in pixels and the env wrote unnumbered
+lines in its ``text_frame``). See ``docs/prompts.md``.
+
+Sources: GUI-G1's grounding prompt (Zhou et al., "GUI-G1: Understanding R1-Zero-Like Training for
+Visual Grounding in GUI Agents", arXiv 2505.15810; repository ``Yuqi-Zhou/GUI-G1``,
+``src/open-r1-multimodal/src/open_r1/grpo_rec.py``); AndroidControl's low/high settings (Li et al.,
+"On the Effects of Data Scale on UI Control Agents", arXiv 2406.03679); the coordinate
+frames of Qwen2.5-VL / Qwen2-VL answers (repository ``QwenLM/Qwen2.5-VL``,
+``qwen-vl-utils/src/qwen_vl_utils/vision_process.py`` ``smart_resize``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
+
+from guienv.actions import Action
+from guienv.frames import Frame, Screen
 
 Messages = list[dict[str, Any]]
 
@@ -73,6 +92,59 @@ TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Messages]] = {
 
 
 def render(template: str, obs: Mapping[str, Any]) -> Messages:
+    """``template``'s messages for the text fields in ``obs`` (one image slot)."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown prompt template {template!r}; known: {sorted(TEMPLATES)}")
     return TEMPLATES[template](obs)
+
+
+# -- history and previous screens ------------------------------------------------------------------
+def history_text(actions: Sequence[Action], screens: Sequence[Screen], frame: Frame | str = Frame.PIXEL) -> str:
+    """The earlier actions of an episode as prompt text: one numbered line per action, oldest
+    first, ``"1. {guienv action JSON}"``, coordinates in ``frame`` of the action's own screen
+    (``screens[i]``, its size and resize rule); ``""`` without actions.
+
+    ``frame`` is the frame the policy answers in (``Frame.RESIZED`` for Qwen2.5-VL, with the
+    agent's pixel bounds in the screens' :class:`~guienv.frames.Resize`), so the history reads like
+    the model's own answers. Numbers make the order explicit and let a long history be referred
+    to by step."""
+    if len(actions) != len(screens):
+        raise ValueError(f"history_text needs one screen per action, got {len(actions)} actions, {len(screens)} screens")
+    frame = Frame(frame)
+    lines = []
+    for i, (action, screen) in enumerate(zip(actions, screens)):
+        if action.is_valid and (action.point or action.end or action.box):  # only coordinates carry a frame
+            action = action.to_frame(frame, screen)
+        lines.append(f"{i + 1}. {json.dumps(action.to_dict(), ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
+def previous_screens_intro(n: int) -> str:
+    """The sentence after ``n`` previous screens, before the template's own content."""
+    return f"(The {n} image(s) above are the previous screens, oldest first; the next image is the current screen.)"
+
+
+def step_messages(template: str, fields: Mapping[str, Any], previous_screens: int = 0) -> Messages:
+    """The chat messages of one step: ``template`` rendered with ``fields`` (``instruction``,
+    ``goal``, ``history``) and, with ``previous_screens = k > 0``, k image slots plus
+    :func:`previous_screens_intro` first in the last user turn (the acted-on screen keeps the
+    template's slot). Images fill the slots in order: previous screens oldest first, then the
+    current one (:func:`step_images`)."""
+    msgs = render(template, fields)
+    if previous_screens > 0:
+        user = msgs[-1]
+        intro = [{"type": "image"}] * previous_screens + [{"type": "text", "text": previous_screens_intro(previous_screens)}]
+        msgs = msgs[:-1] + [{**user, "content": intro + list(user["content"])}]
+    return msgs
+
+
+def observation_messages(template: str, obs: Mapping[str, Any]) -> Messages:
+    """:func:`step_messages` for an env observation (its ``previous_screenshots``, when present,
+    count as previous screens)."""
+    return step_messages(template, obs, len(obs.get("previous_screenshots") or ()))
+
+
+def step_images(obs: Mapping[str, Any]) -> list[np.ndarray]:
+    """An observation's images in slot order: ``previous_screenshots`` (oldest first), then
+    ``screenshot``."""
+    return [np.asarray(im) for im in obs.get("previous_screenshots") or ()] + [np.asarray(obs["screenshot"])]

@@ -527,7 +527,7 @@ def test_low_and_high_mode_observations(shard, split_files):
     obs_h, _ = high.reset(options={"episode_id": "102"})
     assert obs_h["instruction"] == "" and obs_h["goal"] == obs["goal"]
     obs_h, *_ = high.step(Action.type_text("\u00e9clairs"))
-    assert obs_h["instruction"] == "" and json.loads(obs_h["history"]) == info["gt_action"]
+    assert obs_h["instruction"] == "" and obs_h["history"] == "1. " + json.dumps(info["gt_action"], ensure_ascii=False)
 
 
 def test_oracle_scores_every_step(shard):
@@ -597,7 +597,9 @@ def test_history_gt_versus_agent(shard):
         env.reset(options={"index": 0})
         obs, *_ = env.step(pred)
         obs, *_ = env.step(Action.click(30, 60))
-        lines = [json.loads(x) for x in obs["history"].splitlines()]
+        numbers, texts = zip(*(x.split(". ", 1) for x in obs["history"].splitlines()))
+        assert numbers == ("1", "2")
+        lines = [json.loads(x) for x in texts]
         assert lines[0] == first_line
         assert lines[1] == {"type": "click", "point": [0.25, 0.25], "frame": "normalized"}
 

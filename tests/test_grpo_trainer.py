@@ -16,7 +16,7 @@ from agents.qwen import QwenAgent, QwenAgentConfig
 from agents.sft import SFTConfig, SFTTrainer, action_answer, answer_text
 from agents.task_reward import TaskReward
 from agents.tiny_model import build_tiny_model
-from agents.train_prompts import Task, grounding_task
+from agents.train_prompts import TrainPrompt, grounding_prompt
 from guienv.actions import Action, ActionType
 from guienv.frames import Frame, Resize, Screen
 from guienv.io import encode_png
@@ -86,7 +86,7 @@ def test_teacher_forced_logprobs_match_sampling_and_ignore_padding(tiny, samples
     from transformers import GenerationConfig
 
     pol = policy(tiny)
-    enc = [pol.encode(grounding_task(s)) for s in samples[:2]]
+    enc = [pol.encode(grounding_prompt(s)) for s in samples[:2]]
     assert len(pol.banned_ids) == 5  # image/video pads and vision markers are never sampled
     torch.manual_seed(0)
     batch = pol.collate(enc)
@@ -112,7 +112,7 @@ def test_teacher_forced_logprobs_match_sampling_and_ignore_padding(tiny, samples
 
 def test_shared_vision_encoding_gives_the_same_logprobs_and_gradients(tiny, samples):
     pol = policy(tiny)
-    enc = [pol.encode(grounding_task(s)) for s in samples[:2]]
+    enc = [pol.encode(grounding_prompt(s)) for s in samples[:2]]
     prompts = [enc[0], enc[0], enc[1], enc[1], enc[1]]  # rows sharing prompt objects
     comps = [[305, 306, 307], [308, 309], [310], [311, 312, 313, 314], [315, 316]]
     out = []
@@ -138,7 +138,7 @@ def test_multi_image_prompt_and_long_screenshot(tiny):
     # A long (scrolling) screenshot, 112 x 1400, shown after one previous screen.
     box = (20.0, 1100.0, 90.0, 1160.0)
     target = GroundingSample("long-0", _png(1400, 112), "tap the bottom button", box, 112, 1400)
-    task = Task("long-0", (_png(392, 224, 1), target.image), {"instruction": target.instruction}, target)
+    task = TrainPrompt("long-0", (_png(392, 224, 1), target.image), {"instruction": target.instruction}, target)
     enc = pol.encode(task)
     assert enc.grid.shape == (2, 3)
     n_pad = int((enc.ids == pol.model.config.image_token_id).sum())
@@ -158,7 +158,7 @@ def test_multi_image_prompt_and_long_screenshot(tiny):
 
 def test_grpo_step_updates_parameters_and_reports_metrics(tiny, samples):
     pol = policy(tiny)
-    tr = trainer(pol, [grounding_task(s) for s in samples])
+    tr = trainer(pol, [grounding_prompt(s) for s in samples])
     before = params(pol.model)
     stats, ro = tr.step(cycle(range(6)), step=1)
     for k in ("reward", "accuracy", "kl", "clip_frac", "completion_len", "zero_var_frac", "loss", "grad_norm",
@@ -175,7 +175,7 @@ def test_grpo_step_updates_parameters_and_reports_metrics(tiny, samples):
 
 
 def _fixed_rollout(pol, samples, n_prompts=2, seed=0):
-    tr = trainer(pol, [grounding_task(s) for s in samples])
+    tr = trainer(pol, [grounding_prompt(s) for s in samples])
     torch.manual_seed(seed)
     ro = tr.rollout(list(range(n_prompts)))
     ro.advantages = np.random.default_rng(seed).normal(size=len(ro.advantages))
@@ -191,7 +191,7 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(tiny, samples, aggr
     results = []
     for mb in (8, 3):
         pol = policy(tiny)
-        tr = trainer(pol, [grounding_task(s) for s in samples], lr=1e-3, micro_batch_size=mb, aggregation=aggregation,
+        tr = trainer(pol, [grounding_prompt(s) for s in samples], lr=1e-3, micro_batch_size=mb, aggregation=aggregation,
                      max_grad_norm=None)
         stats = tr.update(copy.deepcopy(ro))
         results.append(({k: p.grad.clone() for k, p in pol.model.named_parameters() if p.grad is not None}, stats["loss"]))
@@ -209,7 +209,7 @@ def test_update_raises_logprob_of_positive_advantage_completions(tiny, samples):
     prompts = [ro.prompts[r // 4] for r in range(len(ro.completions))]
     with torch.no_grad():
         lp0, m = pol.token_logprobs(pol.model, prompts, ro.completions)
-    tr = trainer(pol, [grounding_task(s) for s in samples], lr=3e-3, inner_epochs=2)
+    tr = trainer(pol, [grounding_prompt(s) for s in samples], lr=3e-3, inner_epochs=2)
     stats = tr.update(ro)
     with torch.no_grad():
         lp1, _ = pol.token_logprobs(pol.model, prompts, ro.completions)
@@ -221,7 +221,7 @@ def test_update_raises_logprob_of_positive_advantage_completions(tiny, samples):
 
 
 def test_zero_variance_groups_keep_filter_resample(tiny, samples):
-    tasks = [grounding_task(s) for s in samples]  # ids synthapp-0-0 .. -5: odd ones always score 0
+    tasks = [grounding_prompt(s) for s in samples]  # ids synthapp-0-0 .. -5: odd ones always score 0
     pol = policy(tiny)
     before = params(pol.model)
     stats, ro = trainer(pol, tasks, reward="gui-g1", zero_variance="filter").step(cycle([0, 1]))
@@ -245,7 +245,7 @@ def test_zero_variance_groups_keep_filter_resample(tiny, samples):
 def test_kl_to_frozen_reference(tiny, samples):
     pol = policy(tiny)
     ref = copy.deepcopy(pol.model).eval().requires_grad_(False)
-    tr = trainer(pol, [grounding_task(s) for s in samples], lr=5e-3, beta=0.1, ref=ref)
+    tr = trainer(pol, [grounding_prompt(s) for s in samples], lr=5e-3, beta=0.1, ref=ref)
     s1, _ = tr.step(cycle(range(6)))
     assert s1["kl"] == pytest.approx(0.0, abs=1e-6)  # policy == reference before the first update
     s2, _ = tr.step(cycle(range(6)))
@@ -262,7 +262,7 @@ def test_lora_trains_only_adapters(tiny, samples):
     names = [n for n, p in pol.model.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n for n in names) and not any("visual" in n for n in names)
     before = params(pol.model)
-    tr = trainer(pol, [grounding_task(s) for s in samples], lr=1e-2, beta=0.1)  # reference = adapter disabled
+    tr = trainer(pol, [grounding_prompt(s) for s in samples], lr=1e-2, beta=0.1)  # reference = adapter disabled
     s1, _ = tr.step(cycle(range(6)))
     s2, _ = tr.step(cycle(range(6)))
     after = params(pol.model)
@@ -278,12 +278,12 @@ def test_gradient_checkpointing_gives_the_same_update_and_bf16_autocast_runs(tin
         pol = policy(tiny)
         if gc:
             pol.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        trainer(pol, [grounding_task(s) for s in samples], lr=1e-3).update(copy.deepcopy(ro))
+        trainer(pol, [grounding_prompt(s) for s in samples], lr=1e-3).update(copy.deepcopy(ro))
         out.append(params(pol.model))
     for k in out[0]:
         torch.testing.assert_close(out[0][k], out[1][k], atol=1e-6, rtol=1e-5)
     pol = policy(tiny)
-    tr = trainer(pol, [grounding_task(s) for s in samples], lr=1e-3)
+    tr = trainer(pol, [grounding_prompt(s) for s in samples], lr=1e-3)
     tr.autocast = torch.bfloat16
     assert np.isfinite(tr.update(copy.deepcopy(ro))["loss"])
 
@@ -305,12 +305,12 @@ def test_action_answers_round_trip_through_the_parser():
 
 def test_sft_answers_earn_full_reward_and_sft_lowers_the_loss(tiny, samples):
     pol = policy(tiny)
-    tasks = [grounding_task(s) for s in samples[:2]]
+    tasks = [grounding_prompt(s) for s in samples[:2]]
     reward = TaskReward("gui-g1", pol.frame, pol.resize)
     scored = reward.score([answer_text(t, pol.frame, pol.resize) for t in tasks], tasks)
     assert all(s.correct and s.terms["gui_g1"] > 1.2 for s in scored)
     step = Step(samples[0].image, 224, 392, Action.click(50, 60), candidates=((40, 50, 60, 70),))
-    st = Task("s", (step.image,), {"goal": "g", "instruction": "tap", "history": ""}, step, "androidcontrol-low")
+    st = TrainPrompt("s", (step.image,), {"goal": "g", "instruction": "tap", "history": ""}, step, "androidcontrol-low")
     s = TaskReward({"terms": [{"name": "accuracy", "params": {"protocol": "plain"}}]}, pol.frame, pol.resize).score(
         [answer_text(st, pol.frame, pol.resize)], [st])[0]
     assert s.correct and s.reward == 1.0

@@ -64,11 +64,11 @@ def test_model_tiny_block_is_validated(tmp_path):
 def test_policy_encode_cache_returns_the_same_tensors_within_its_budget(tmp_path):
     from agents.policy import Policy
     from agents.qwen import QwenAgent, QwenAgentConfig
-    from agents.train_prompts import grounding_task
+    from agents.train_prompts import grounding_prompt
 
     model = build_tiny_model(tmp_path / "m")
     agent = QwenAgent(QwenAgentConfig(model=str(model), max_pixels=12544, dtype="float32", image_backend="pil"))
-    tasks = [grounding_task(s) for s in make_grounding_samples(3, SynthConfig(width=224, height=392), seed=0)]
+    tasks = [grounding_prompt(s) for s in make_grounding_samples(3, SynthConfig(width=224, height=392), seed=0)]
     uncached = Policy(agent)
     cached = Policy(agent, cache_mb=64)
     for t in tasks:

@@ -245,7 +245,7 @@ def test_hybrid_reward_block_scores_step_tasks(setup):
     pytest.importorskip("rewards.hybrid")
     from agents.policy import Policy
     from agents.qwen import QwenAgent, QwenAgentConfig
-    from agents.train_prompts import Task
+    from agents.train_prompts import TrainPrompt
     from guienv.actions import Action
     from guienv.run.train import RewardConfig, _make_reward
     from guienv.types import Step
@@ -256,7 +256,7 @@ def test_hybrid_reward_block_scores_step_tasks(setup):
                                        hybrid={"judge_mode": "never", "format_weight": 0.2}), pol)
     s = make_grounding_samples(1, SynthConfig(width=224, height=392, distractors=1, clutter=0))[0]
     step = Step(s.image, 224, 392, Action.click(50, 60), instruction="tap", candidates=((40, 50, 60, 70),))
-    task = Task("e:0", (s.image,), {"goal": "g", "instruction": "tap", "history": ""}, step, "androidcontrol-low", goal="g")
+    task = TrainPrompt("e:0", (s.image,), {"goal": "g", "instruction": "tap", "history": ""}, step, "androidcontrol-low", goal="g")
     rx, ry = Screen(224, 392, pol.resize).resized
     good = f'{{"action": "click", "coordinate": [{round(50 * rx / 224)}, {round(60 * ry / 392)}]}}'
     bad = '{"action": "click", "coordinate": [1, 1]}'

@@ -1,6 +1,8 @@
 """``guienv/AndroidControl-v0``: step along recorded AndroidControl trajectories.
 
-AndroidControl (Li et al. 2024, arXiv 2406.03679; REFERENCE.md section 6) is an offline benchmark:
+AndroidControl (Li et al., "On the Effects of Data Scale on UI Control Agents", arXiv 2406.03679;
+data and format: repository ``google-research/google-research``, ``android_control/README.md``) is
+an offline benchmark:
 each step shows the recorded screen, the agent proposes an action, and the action is judged
 against the recorded one by ``rewards.action_match.match_step`` under a named ``protocol``
 (results are only comparable within one protocol). The episode then moves to the next *recorded*
@@ -9,9 +11,18 @@ screen whatever the agent did (teacher forcing), or ends at the first wrong step
 
 Observation (``Dict``): ``screenshot`` (H x W x 3 uint8, any size), ``goal``, ``instruction``
 (the step instruction in ``mode="low"``, ``""`` in ``mode="high"``: the published low/high
-settings) and ``history``: earlier actions, one guienv action JSON object per line, in
-``text_frame`` coordinates of their own screens; the recorded actions (``history="gt"``,
-the usual offline setting) or the agent's own (``history="agent"``).
+settings) and ``history``: earlier actions as :func:`guienv.prompts.history_text` writes them
+(numbered lines ``"1. {guienv action JSON}"``, coordinates in ``text_frame`` of their own screens);
+the recorded actions (``history="gt"``, the usual offline setting) or the agent's own
+(``history="agent"``). With ``history_images = k > 0`` it also holds ``previous_screenshots``: the
+recorded screens of the up to k steps before, oldest first (a tuple of arrays).
+
+``text_frame`` is the frame of coordinates in text, as in every guienv env: the frame the policy
+answers in (``resized`` for Qwen2.5-VL, with ``min_pixels``/``max_pixels`` its pixel bounds;
+``grid1000`` for Qwen2-VL), for the model text the env reads and the history text it writes.
+``guienv eval`` sets it (and the bounds) from the agent, and training writes histories the same way
+(``agents.train_prompts.episode_prompts``), so a model trained with ``guienv train`` is evaluated
+on the prompt it was trained on.
 
 Reward: 1.0 when the step's verdict is ``exact_match`` (type and arguments right), else 0.0.
 
@@ -26,7 +37,6 @@ the observation stays on the last judged screen.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +47,8 @@ from gymnasium import spaces
 from PIL import Image, ImageDraw
 
 from guienv.actions import Action, ActionType, action_space, as_action
-from guienv.frames import Frame, Screen
+from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.prompts import history_text
 from guienv.spaces import AnyText, Screenshot
 from guienv.types import Episode, Step
 from rewards.action_match import PROTOCOLS, StepVerdict, match_step
@@ -69,6 +80,9 @@ class AndroidControlEnv(gym.Env):
         history: str = "gt",
         render_mode: str | None = None,
         text_frame: str = "pixel",
+        min_pixels: int = QWEN_MIN_PIXELS,
+        max_pixels: int = QWEN_MAX_PIXELS,
+        history_images: int = 0,
         splits: str | os.PathLike | None = None,
         subsplits: str | os.PathLike | None = None,
         split: str | None = None,
@@ -90,6 +104,10 @@ class AndroidControlEnv(gym.Env):
         self.stop_on_error = bool(stop_on_error)
         self.render_mode = render_mode
         self.text_frame = Frame(text_frame)
+        self.resize = Resize(min_pixels=min_pixels, max_pixels=max_pixels)  # defines the resized text frame
+        if isinstance(history_images, bool) or not isinstance(history_images, int) or history_images < 0:
+            raise ValueError(f"history_images must be a non-negative integer, got {history_images!r}")
+        self.history_images = history_images
         self._owns_dataset = False
         if isinstance(data, EpisodeDataset) or (
             isinstance(data, Sequence) and not isinstance(data, str) and data and all(isinstance(e, Episode) for e in data)
@@ -109,6 +127,7 @@ class AndroidControlEnv(gym.Env):
                 "goal": AnyText(max_text_length),
                 "instruction": AnyText(max_text_length),
                 "history": AnyText(max_text_length),
+                **({"previous_screenshots": spaces.Sequence(Screenshot())} if history_images else {}),
             }
         )
         self.action_space = action_space()
@@ -116,7 +135,8 @@ class AndroidControlEnv(gym.Env):
         self._t = 0
         self._done = True
         self._frame: np.ndarray | None = None
-        self._history: list[str] = []
+        self._history: list[tuple[Action, Step]] = []  # acted-on actions (pixel frame) and their steps
+        self._previous: list[np.ndarray] = []  # decoded screens of the steps before the current one
         self._results: list[bool] = []
         self._last: tuple[int, Action, StepVerdict] | None = None
 
@@ -131,11 +151,6 @@ class AndroidControlEnv(gym.Env):
             raise RuntimeError("call reset() first")
         return self._episode.steps[self._t]
 
-    def _text(self, action: Action, step: Step) -> str:
-        if action.is_valid and (action.point or action.end or action.box):  # only coordinates carry a frame
-            action = action.to_frame(self.text_frame, Screen(step.width, step.height))
-        return json.dumps(action.to_dict(), ensure_ascii=False)
-
     def _obs(self) -> dict[str, Any]:
         step = self.current_step
         if self._frame is None:
@@ -145,7 +160,10 @@ class AndroidControlEnv(gym.Env):
             "screenshot": self._frame.copy(),
             "goal": self._episode.goal,
             "instruction": (step.instruction or "") if self.mode == "low" else "",
-            "history": "\n".join(self._history),
+            "history": history_text([a for a, _ in self._history],
+                                    [Screen(st.width, st.height, self.resize) for _, st in self._history], self.text_frame),
+            **({"previous_screenshots": tuple(f.copy() for f in self._previous)}
+               if self.history_images else {}),
         }
 
     def _info(self) -> dict[str, Any]:
@@ -179,7 +197,7 @@ class AndroidControlEnv(gym.Env):
         if not episode.steps:
             raise ValueError(f"episode {episode.id} has no steps")
         self._episode, self._t, self._done = episode, 0, False
-        self._frame, self._history, self._results, self._last = None, [], [], None
+        self._frame, self._history, self._previous, self._results, self._last = None, [], [], [], None
         return self._obs(), self._info()
 
     def step(self, action: Any):
@@ -196,10 +214,12 @@ class AndroidControlEnv(gym.Env):
         judged = self._t
         self._results.append(bool(verdict.exact_match))
         self._last = (judged, pred, verdict)
-        self._history.append(self._text(step.action if self.history_source == "gt" else pred, step))
+        self._history.append((step.action if self.history_source == "gt" else pred, step))
         last_step = judged == len(self._episode.steps) - 1
         terminated = last_step or (self.stop_on_error and not verdict.exact_match)
         if not terminated:
+            if self.history_images:
+                self._previous = [*self._previous, self._frame][-self.history_images:]
             self._t += 1
             self._frame = None
         self._done = terminated

@@ -53,6 +53,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         mode=args.mode,
         protocol=args.protocol,
+        history_images=args.history_images,
         report_episodes=args.report_episodes,
     )
     check_config(cfg)
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--server-url", help="miniwob: a running Appium server (default: start one for the run)")
     e.add_argument("--mode", help="androidcontrol: low | high (default low); synthapp: app | grounding (default app)")
     e.add_argument("--protocol", help="androidcontrol step matching: qwen (default), os-atlas, plain, gui-r1")
+    e.add_argument("--history-images", type=int, default=0,
+                   help="androidcontrol: previous screens shown with each step (as data.history_images in training)")
     e.add_argument("--batch-size", type=int, default=1, help="episodes stepped in lockstep, one agent call per step")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", default="runs/eval")

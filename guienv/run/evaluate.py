@@ -83,6 +83,7 @@ class EvalConfig:
     batch_size: int = 1  # envs stepped in lockstep, one agent call per round
     mode: str | None = None  # androidcontrol: low | high; synthapp: app | grounding (default: the first)
     protocol: str | None = None  # androidcontrol step matching (rewards.action_match.PROTOCOLS); default qwen
+    history_images: int = 0  # androidcontrol: previous screens in each prompt (training's data.history_images)
     report_episodes: int = 24  # episodes shown in report.html (failures first)
 
 
@@ -109,6 +110,8 @@ def check_config(cfg: EvalConfig) -> None:
             raise ValueError(f"--mode applies to {sorted(MODES)}, not {cfg.benchmark!r}")
         if cfg.mode not in modes:
             raise ValueError(f"--mode for {cfg.benchmark} must be one of {modes}, got {cfg.mode!r}")
+    if cfg.history_images and (cfg.benchmark != "androidcontrol" or cfg.history_images < 0):
+        raise ValueError(f"--history-images applies to androidcontrol (>= 0), got {cfg.history_images} for {cfg.benchmark!r}")
     if cfg.protocol is not None:
         if cfg.benchmark != "androidcontrol":
             raise ValueError(f"--protocol applies to androidcontrol, not {cfg.benchmark!r}")
@@ -130,9 +133,12 @@ def _jsonable(v: Any) -> Any:
     return v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
 
 
-def make_env(cfg: EvalConfig, dataset: Any = None) -> gym.Env:
+def make_env(cfg: EvalConfig, dataset: Any = None, agent: Any = None) -> gym.Env:
     """The benchmark's env; ``dataset`` (an already loaded one) is shared instead of loading
-    ``cfg.data`` again (the extra envs of a batch)."""
+    ``cfg.data`` again (the extra envs of a batch). For AndroidControl the env writes the action
+    history in the ``agent``'s coordinate frame and pixel bounds (its ``frame`` and ``resize``), as
+    training does (``agents.train_prompts.episode_prompts`` in the policy's frame); ``env_kwargs``
+    may still set them."""
     check_config(cfg)
     kwargs = dict(cfg.env_kwargs)
     if cfg.benchmark == "miniwob":
@@ -145,6 +151,14 @@ def make_env(cfg: EvalConfig, dataset: Any = None) -> gym.Env:
         kwargs["mode"] = cfg.mode
     if cfg.benchmark == "androidcontrol":
         kwargs["protocol"] = cfg.protocol or kwargs.get("protocol") or DEFAULT_PROTOCOL
+        if cfg.history_images:
+            kwargs["history_images"] = cfg.history_images
+        if getattr(agent, "frame", None) is not None:
+            kwargs.setdefault("text_frame", str(getattr(agent.frame, "value", agent.frame)))
+            resize = getattr(agent, "resize", None)
+            if resize is not None:
+                kwargs.setdefault("min_pixels", resize.min_pixels)
+                kwargs.setdefault("max_pixels", resize.max_pixels)
     return gym.make(BENCHMARKS[cfg.benchmark], **kwargs)
 
 
@@ -419,7 +433,7 @@ def evaluate(cfg: EvalConfig, agent: Any) -> dict[str, Any]:
             from emulator.appium_server import AppiumServer
 
             cfg = replace(cfg, server_url=stack.enter_context(AppiumServer()).url)
-        env = make_env(cfg)
+        env = make_env(cfg, agent=agent)
         stack.callback(env.close)
         plan = episode_plan(cfg, env)
         if cfg.limit is not None:
@@ -428,7 +442,7 @@ def evaluate(cfg: EvalConfig, agent: Any) -> dict[str, Any]:
         envs = [env]
         shared = getattr(env.unwrapped, "dataset", None) if cfg.benchmark not in ONLINE else None
         for _ in range(min(cfg.batch_size, len(todo)) - 1):
-            e = make_env(cfg, dataset=shared)
+            e = make_env(cfg, dataset=shared, agent=agent)
             stack.callback(e.close)
             envs.append(e)
         t0 = time.perf_counter()

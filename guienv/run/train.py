@@ -51,7 +51,7 @@ import numpy as np
 from agents.grpo import PRECISIONS, GRPOTrainerConfig
 from agents.sft import SFTConfig
 from guienv.errors import DataError
-from guienv.frames import QWEN_MIN_PIXELS
+from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize
 from tasks.curriculum import CurriculumConfig, DifficultyConfig
 
 SOURCES = ("synthapp", "screenspot", "androidcontrol")
@@ -302,7 +302,7 @@ def _barrier(dist) -> None:
 # -- data ---------------------------------------------------------------------------------------
 @dataclass
 class TaskData:
-    train: list  # agents.train_prompts.Task
+    train: list  # agents.train_prompts.TrainPrompt
     eval: list
     difficulty: list  # tasks.curriculum.TaskDifficulty per train task
 
@@ -314,9 +314,12 @@ def _shuffled_split(items: list, n_eval: int, seed: int) -> tuple[list, list]:
     return tr, ev
 
 
-def load_tasks(cfg: DataConfig, template: str) -> TaskData:
-    """Training and held-out :class:`~agents.train_prompts.Task` lists plus per-task difficulty records."""
-    from agents.train_prompts import episode_tasks, grounding_task
+def load_tasks(cfg: DataConfig, template: str, *, frame: Frame | str = Frame.PIXEL,
+               resize: Resize | None = None) -> TaskData:
+    """Training and held-out :class:`~agents.train_prompts.TrainPrompt` lists plus per-task difficulty
+    records. ``frame``/``resize``: the policy's coordinate frame and pixel bounds, in which
+    AndroidControl histories are written (as ``guienv eval`` writes them)."""
+    from agents.train_prompts import episode_prompts, grounding_prompt
     from rewards.grounding import difficulty_weights
     from tasks.curriculum import TaskDifficulty, task_difficulty
 
@@ -342,8 +345,8 @@ def load_tasks(cfg: DataConfig, template: str) -> TaskData:
         if not train:
             raise DataError(cfg.path or "<synthapp>", "no training samples")
         w = difficulty_weights(train)
-        return TaskData([grounding_task(s, float(wi), tmpl) for s, wi in zip(train, w)],
-                        [grounding_task(s, 1.0, tmpl) for s in held],
+        return TaskData([grounding_prompt(s, float(wi), tmpl) for s, wi in zip(train, w)],
+                        [grounding_prompt(s, 1.0, tmpl) for s in held],
                         [task_difficulty(s) for s in train])
     from tasks.androidcontrol import load_androidcontrol
 
@@ -354,11 +357,11 @@ def load_tasks(cfg: DataConfig, template: str) -> TaskData:
         tr_eps, ev_eps = _shuffled_split(eps, cfg.eval_size, cfg.seed)
     train, diff = [], []
     for ep in tr_eps:
-        for t in episode_tasks(ep, tmpl, cfg.history_images):
+        for t in episode_prompts(ep, tmpl, cfg.history_images, frame=frame, resize=resize):
             train.append(t)
             d = task_difficulty(t.target)
             diff.append(TaskDifficulty(len(ep.steps), d.relative_size))
-    held = [t for ep in ev_eps for t in episode_tasks(ep, tmpl, cfg.history_images)]
+    held = [t for ep in ev_eps for t in episode_prompts(ep, tmpl, cfg.history_images, frame=frame, resize=resize)]
     if cfg.train_size and len(train) > cfg.train_size:
         train, diff = train[: cfg.train_size], diff[: cfg.train_size]
     if not train:
@@ -756,7 +759,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
     autocast = torch.bfloat16 if cfg.model.precision == "bf16-mixed" else None
     train_model = wrap_distributed(policy.model, "ddp" if cfg.train.distributed == "auto" else cfg.train.distributed, dist)
 
-    data = load_tasks(cfg.data, cfg.model.template)
+    data = load_tasks(cfg.data, cfg.model.template, frame=policy.frame, resize=policy.resize)
     reward = _make_reward(cfg.reward, policy)
     prior = mean_click_accuracy(data)
     if main and prior is not None:
