@@ -463,7 +463,7 @@ def test_ui_s1_bad_lines(tmp_path):
         skipping = load_androidcontrol(path, on_error="skip")
         assert skipping.ids == ["0"] and "line 2" in skipping.skipped[0][0]
     path.write_text("{not json\n")
-    with pytest.raises(DataError, match="line 1.*invalid JSON"):
+    with pytest.raises(DataError, match="line 1.*not valid JSON"):
         load_androidcontrol(path)
 
 
