@@ -44,8 +44,8 @@ from guienv.envs.appium_base import (
     SwipeGesture,
     TypeText,
     Viewport,
-    decode_png,
 )
+from guienv.io import decode_image
 
 KEYCODES = {"home": 3, "back": 4, "enter": 66, "delete": 67}
 SYSTEM_PORT_RANGE = (8200, 8299)
@@ -252,7 +252,7 @@ class AndroidEnv(AppiumEnv):
     # -- observation ---------------------------------------------------------------------------
     def capture(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
         source = self.driver.page_source
-        img = decode_png(self.driver.get_screenshot_as_png())
+        img = decode_image(self.driver.get_screenshot_as_png(), "<appium screenshot>")
         size = hierarchy_size(source)
         # UiAutomator2 screenshots are at device resolution; if not, scale by the hierarchy width.
         scale = img.shape[1] / size[0] if size and size[0] > 0 else 1.0
