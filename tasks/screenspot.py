@@ -59,7 +59,7 @@ from typing import Any, Literal, overload
 
 from guienv.errors import DataError
 from guienv.frames import xywh_to_xyxy
-from guienv.io import resolve_inside
+from guienv.io import loads_json, read_json, resolve_inside
 from guienv.types import GroundingSample, ImageRef
 
 logger = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def _number(v: Any) -> float | None:
 def _bbox(value: Any, convention: str, size: tuple[int, int], err: Callable[[str], DataError]):
     if isinstance(value, str):  # some parquet exports store the list as JSON text
         try:
-            value = json.loads(value)
+            value = loads_json(value, "<bbox>")
         except ValueError:
             raise err(f"bbox must be a list of 4 numbers, got the string {value[:80]!r}") from None
     if not isinstance(value, (list, tuple)) or len(value) != 4:
@@ -170,7 +170,7 @@ def _bbox(value: Any, convention: str, size: tuple[int, int], err: Callable[[str
 def _size(value: Any, err: Callable[[str], DataError]) -> tuple[int, int]:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads_json(value, "<img_size>")
         except ValueError:
             raise err(f"img_size must be [width, height], got the string {value[:80]!r}") from None
     if not isinstance(value, (list, tuple)) or len(value) != 2:
@@ -317,13 +317,9 @@ def _sample(
 
 # -- files ------------------------------------------------------------------------------------
 def _read_json(file: Path) -> list:
-    try:
-        with open(file, "rb") as f:
-            records = json.load(f)
-    except FileNotFoundError:
-        raise DataError(file, "file not found") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(file, f"not valid JSON ({exc})") from None
+    if not file.exists():
+        raise DataError(file, "file not found")
+    records = read_json(file)  # syntax, UTF-8 and nesting depth are DataErrors naming the file
     if not isinstance(records, list):
         raise DataError(file, f"expected a JSON list of records, got {type(records).__name__}")
     return records
@@ -394,7 +390,7 @@ def _parquet_convention(pf: Any, file: Path, bbox_format: str) -> str:
     meta = pf.schema_arrow.metadata or {}
     if _META_KEY in meta:
         try:
-            info = json.loads(meta[_META_KEY])
+            info = loads_json(meta[_META_KEY], file)
         except ValueError:
             info = None
         fmt = info.get("bbox_format") if isinstance(info, dict) else None
@@ -405,7 +401,7 @@ def _parquet_convention(pf: Any, file: Path, bbox_format: str) -> str:
     for b in boxes:
         if isinstance(b, str):
             try:
-                b = json.loads(b)
+                b = loads_json(b, file)
             except ValueError:
                 continue
         if isinstance(b, (list, tuple)):
