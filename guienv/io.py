@@ -10,7 +10,7 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from guienv.errors import DataError
 
 # Real screenshots reach 5120x2880 (ScreenSpot-Pro); Pillow's bomb check starts far above that.
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _IMAGE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
@@ -65,6 +66,23 @@ def image_size(src: str | os.PathLike | bytes, where: str = "") -> tuple[int, in
         return img.size
 
 
+def png_bytes(src: str | os.PathLike | bytes, where: str = "") -> bytes:
+    """PNG bytes of an image file or encoded image: PNG passes through unchanged, any other
+    format is decoded (with the decompression-bomb check) and re-encoded."""
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+    else:
+        try:
+            data = Path(src).read_bytes()
+        except FileNotFoundError as exc:
+            raise DataError(where or src, f"image file not found: {src}") from exc
+        except OSError as exc:
+            raise DataError(where or src, f"cannot read image ({exc.strerror or exc})") from exc
+    if data.startswith(PNG_MAGIC):
+        return data
+    return encode_png(decode_image(data, where))
+
+
 def encode_png(image: np.ndarray | Image.Image) -> bytes:
     """PNG bytes of an ``(H, W, 3)`` uint8 array or a PIL image."""
     buf = io.BytesIO()
@@ -99,10 +117,15 @@ def read_json(path: str | os.PathLike) -> Any:
     return loads_json(data, path)
 
 
-def iter_jsonl(path: str | os.PathLike, *, objects: bool = True) -> Iterator[tuple[int, Any]]:
+def iter_jsonl(
+    path: str | os.PathLike, *, objects: bool = True, errors: Literal["raise", "yield"] = "raise"
+) -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for every non-blank line of a JSONL file (numbers start at 1).
-    With ``objects`` each value must be a JSON object. A bad line raises a DataError naming it;
-    callers that skip bad records catch it per line and go on."""
+
+    With ``objects`` each value must be a JSON object. A bad line (invalid UTF-8 or JSON, nested
+    too deeply, not an object) raises a DataError naming the file and line; with
+    ``errors="yield"`` it is yielded as ``(line number, DataError)`` instead, so a loader that
+    skips bad records goes on with the next line (a generator that raised cannot)."""
     p = Path(path)
     if p.is_dir():
         raise DataError(path, "is a directory, not a JSONL file")
@@ -114,9 +137,14 @@ def iter_jsonl(path: str | os.PathLike, *, objects: bool = True) -> Iterator[tup
         for no, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
-            value = loads_json(raw, path, record=f"line {no}")
-            if objects and not isinstance(value, dict):
-                raise DataError(path, f"each line must be a JSON object, got {type(value).__name__}", record=f"line {no}")
+            try:
+                value = loads_json(raw, path, record=f"line {no}")
+                if objects and not isinstance(value, dict):
+                    raise DataError(path, f"each line must be a JSON object, got {type(value).__name__}", record=f"line {no}")
+            except DataError as exc:
+                if errors == "raise":
+                    raise
+                value = exc
             yield no, value
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from guienv.actions import Action, Box4
+from guienv.io import decode_image, image_size
 
 
 @dataclass(frozen=True)
@@ -31,14 +32,10 @@ class ImageRef:
 
     def load(self) -> np.ndarray:
         """Decode to an ``(H, W, 3)`` uint8 RGB array; raises :class:`guienv.errors.DataError`."""
-        from guienv.io import decode_image
-
         return decode_image(self.path if self.path is not None else self.data, self.where)
 
     def size(self) -> tuple[int, int]:
         """``(width, height)`` from the image header, without decoding the pixels."""
-        from guienv.io import image_size
-
         return image_size(self.path if self.path is not None else self.data, self.where)
 
 

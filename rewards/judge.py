@@ -50,6 +50,7 @@ from guienv.chat import CallCounter, ChatError, ChatUnavailable, OpenAIChatClien
 from guienv.draw import DrawStyle, _clean, draw_action
 from guienv.errors import DataError
 from guienv.frames import Frame, Screen
+from guienv.io import decode_image, encode_png
 from rewards.judge_cache import CachedVerdict, CacheKey, JudgeCache
 
 log = logging.getLogger(__name__)
@@ -694,7 +695,6 @@ def _image_size(image: ImageLike) -> tuple[int, int]:
 
 
 def _load_image(image: ImageLike) -> np.ndarray | Image.Image:
-    from guienv.io import decode_image
     from guienv.types import ImageRef
 
     if isinstance(image, ImageRef):
@@ -702,12 +702,6 @@ def _load_image(image: ImageLike) -> np.ndarray | Image.Image:
     if isinstance(image, (Image.Image, np.ndarray)):
         return image
     return decode_image(image if isinstance(image, (str, Path)) else bytes(image))
-
-
-def encode_png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 class Judge:

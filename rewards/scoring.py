@@ -38,6 +38,7 @@ from guienv.actions import Action, ActionType
 from guienv.errors import DataError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.geometry import point_in_box
+from guienv.io import iter_jsonl, write_jsonl
 from rewards.action_match import PROTOCOLS, StepVerdict, match_step
 from rewards.metrics import GroundingRecord, StepRecord, androidcontrol_metrics, screenspot_metrics
 
@@ -49,23 +50,9 @@ DEFAULT_PROTOCOL = {"androidcontrol": "qwen", "screenspot": "point-in-box"}
 # -- predictions file -------------------------------------------------------------------------
 def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for every non-blank line; DataError for anything else."""
-    try:
-        f = open(path, encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise DataError(path, "predictions file not found") from exc
-    except OSError as exc:
-        raise DataError(path, f"cannot read predictions file ({exc})") from exc
-    with f:
-        for no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(path, f"not valid JSON ({exc.msg} at column {exc.colno})", record=f"line {no}") from exc
-            if not isinstance(obj, dict):
-                raise DataError(path, f"each line must be a JSON object, got {type(obj).__name__}", record=f"line {no}")
-            yield no, obj
+    if not path.exists():
+        raise DataError(path, "predictions file not found")
+    return iter_jsonl(path)
 
 
 def _int_field(obj: Mapping[str, Any], key: str, path: Path, no: int) -> int:
@@ -108,12 +95,6 @@ def _to_pixel(action: Action, width: int, height: int, resize: Resize) -> Action
         return action.to_frame(Frame.PIXEL, Screen(int(width), int(height), resize))
     except (ValueError, TypeError, ZeroDivisionError) as exc:
         return Action.invalid(f"cannot convert to pixels: {exc}")
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 # -- AndroidControl ---------------------------------------------------------------------------
@@ -269,7 +250,7 @@ def score(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        _write_jsonl(out / "verdicts.jsonl", rows)
+        write_jsonl(out / "verdicts.jsonl", rows)
     return metrics
 
 

@@ -1,7 +1,8 @@
 """Online Android tasks for ``guienv/AppiumAndroid-v0``, in the style of android_world.
 
 As in android_world (Rawles et al., 2024, "AndroidWorld: A Dynamic Benchmarking Environment for
-Autonomous Agents"; REFERENCE.md section 10), a task has a goal, an ``initialize`` step that puts
+Autonomous Agents", arXiv 2405.14573; google-research/android_world,
+``android_world/task_evals/task_eval.py``), a task has a goal, an ``initialize`` step that puts
 the device into a known start state, and a success check that reads **device state** (settings
 values, the foreground app, the UI hierarchy), never the agent's transcript. Success is 1.0 when
 every predicate holds, else 0.0.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol, Union
 
 from emulator.android import MaintenanceCommand, validate_package
+from emulator.page_source import parse_page_source
 
 
 class DeviceState(Protocol):
@@ -63,8 +65,6 @@ class ScreenShows:
     text: str
 
     def __call__(self, device: DeviceState) -> bool:
-        from guienv.envs.android import parse_page_source
-
         src = device.page_source()
         if not src:
             return False
@@ -157,9 +157,3 @@ TASKS: dict[str, AndroidTask] = {
     )
 }
 
-
-def get_task(name: str) -> AndroidTask:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise KeyError(f"unknown Android task {name!r}; known: {sorted(TASKS)}") from None

@@ -1,4 +1,4 @@
-"""Easy-to-hard curriculum for GRPO on GUI tasks (CRAFT-GUI, arXiv 2508.11360; REFERENCE.md section 4).
+"""Easy-to-hard curriculum for GRPO on GUI tasks (CRAFT-GUI, arXiv 2508.11360).
 
 CRAFT-GUI trains with GRPO on tasks ordered by difficulty (stages of short, medium and long
 trajectories). The paper has no public code; guienv implements the curriculum as a general
@@ -45,6 +45,9 @@ from typing import Any
 
 import numpy as np
 
+from guienv.config import load_config
+from guienv.types import Episode, GroundingSample, Step
+
 MODES = ("staged", "random")
 METRICS = ("reward", "accuracy")
 
@@ -72,8 +75,6 @@ def task_difficulty(task: Any, pass_rate: float | None = None) -> TaskDifficulty
     """Difficulty record of a :class:`~guienv.types.GroundingSample` (1 step, its box), a
     :class:`~guienv.types.Step` (1 step, its first candidate box) or an
     :class:`~guienv.types.Episode` (its steps; mean target size over steps with a candidate box)."""
-    from guienv.types import Episode, GroundingSample, Step
-
     if isinstance(task, GroundingSample):
         return TaskDifficulty(1, _box_size(task.box, task.width, task.height), pass_rate)
     if isinstance(task, Step):
@@ -172,8 +173,8 @@ class CurriculumConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.difficulty, Mapping):
-            self.difficulty = DifficultyConfig(**self.difficulty)
+        if isinstance(self.difficulty, Mapping):  # a YAML block: keys and types checked like every config
+            self.difficulty = load_config(DifficultyConfig, self.difficulty, "<curriculum>", "curriculum.difficulty")
         if self.mode not in MODES:
             raise ValueError(f"curriculum mode must be one of {MODES}, got {self.mode!r}")
         if self.metric not in METRICS:
@@ -190,6 +191,11 @@ class CurriculumConfig:
             raise ValueError("curriculum pass_rate_samples must be >= 0")
         if self.difficulty.pass_rate > 0 and self.pass_rate_samples < 1 and self.mode == "staged":
             raise ValueError("difficulty.pass_rate > 0 needs pass_rate_samples >= 1 (answers sampled per task)")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "<config>", prefix: str = "curriculum") -> CurriculumConfig:
+        """The ``curriculum:`` block of a config file, checked by :func:`guienv.config.load_config`."""
+        return load_config(cls, data, where, prefix)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

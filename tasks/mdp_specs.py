@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from guienv.config import read_yaml
 from guienv.errors import DataError
 
 
@@ -233,10 +233,7 @@ def spec_from_dict(data: Mapping[str, Any], where: str = "<dict>") -> MDPSpec:
 def load_specs(path: str | Path) -> list[MDPSpec]:
     """Read one spec, or a list of specs under ``specs:``, from a YAML file."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DataError(path, f"cannot read YAML: {exc}") from exc
+    data = read_yaml(path)  # unreadable, non-UTF-8, invalid or too deep YAML: a DataError naming the file
     if isinstance(data, Mapping) and "specs" in data:
         items = data["specs"]
         if not isinstance(items, Sequence):

@@ -1,6 +1,7 @@
 """TFRecord files without TensorFlow: framing, gzip, and ``tf.train.Example`` features.
 
-A TFRecord file is a sequence of records, each framed as (REFERENCE.md section 6)::
+A TFRecord file is a sequence of records, each framed as (tensorflow/tensorflow,
+``tensorflow/core/lib/io/record_writer.cc`` and ``record_reader.cc``)::
 
     uint64 length (little endian) | uint32 masked_crc32c(length bytes) | data | uint32 masked_crc32c(data)
 

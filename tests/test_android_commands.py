@@ -39,14 +39,13 @@ from emulator.android import (
     snapshot_save_argv,
     validate_package,
 )
+from emulator.page_source import load_page_source, parse_bounds
 from guienv.actions import Action
 from guienv.envs.android import (
     KEYCODES,
     AndroidConfig,
     AndroidEnv,
     app_package,
-    load_page_source,
-    parse_bounds,
     scroll_gesture,
     system_port_for,
     uiautomator2_capabilities,

@@ -463,7 +463,7 @@ def test_ui_s1_bad_lines(tmp_path):
         skipping = load_androidcontrol(path, on_error="skip")
         assert skipping.ids == ["0"] and "line 2" in skipping.skipped[0][0]
     path.write_text("{not json\n")
-    with pytest.raises(DataError, match="line 1.*invalid JSON"):
+    with pytest.raises(DataError, match="line 1.*not valid JSON"):
         load_androidcontrol(path)
 
 
@@ -652,3 +652,22 @@ def test_async_vector_env(shard):
             assert rewards.shape == (2,) and set(np.unique(rewards)) <= {0.0, 1.0}
     finally:
         envs.close()
+
+
+@pytest.mark.parametrize("bad, reason", [
+    (lambda line: line.replace(b'"goal"', b'"go\xffal"'), "not UTF-8 text"),
+    (lambda line: b'{"goal": "g", "steps": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+])
+def test_ui_s1_corrupt_line_names_file_and_line_and_skip_goes_on(tmp_path, bad, reason):
+    path = tmp_path / "ui_s1.jsonl"
+    assert write_ui_s1_jsonl(EPISODES, path) == 3
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = bad(lines[1])  # episode 102's line breaks
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataError, match=reason) as e:
+        load_androidcontrol(path)
+    assert e.value.path == str(path) and e.value.record == "line 2"
+    ds = load_androidcontrol(path, on_error="skip")
+    assert ds.ids == ["101", "103"] and len(ds.skipped) == 1
+    where, why = ds.skipped[0]
+    assert str(path) in where and "line 2" in where and reason in why

@@ -166,3 +166,22 @@ def test_config_validation():
         with pytest.raises(ValueError):
             CurriculumConfig(**bad)
     assert CurriculumConfig(difficulty={"size": 2.0}).difficulty == DifficultyConfig(size=2.0)
+
+
+def test_config_loads_through_the_shared_loader(tmp_path):
+    import yaml
+
+    from guienv.config import config_to_dict, load_yaml
+    from guienv.errors import DataError
+
+    cfg = CurriculumConfig(stages=2, difficulty=DifficultyConfig(size=2.0), max_steps=None, seed=3)
+    path = tmp_path / "cur.yaml"
+    path.write_text(yaml.safe_dump(config_to_dict(cfg)))
+    assert load_yaml(CurriculumConfig, path) == cfg
+    assert CurriculumConfig.from_dict({"stages": 2, "difficulty": {"size": 2.0}}).difficulty == DifficultyConfig(size=2.0)
+    with pytest.raises(DataError, match=r"curriculum\.difficulty\.sizee"):
+        CurriculumConfig.from_dict({"difficulty": {"sizee": 1.0}}, "train.yaml")
+    with pytest.raises(DataError, match=r"train\.yaml.*curriculum\.stages: must be an integer"):
+        CurriculumConfig.from_dict({"stages": "three"}, "train.yaml")
+    with pytest.raises(DataError, match="window and stages"):
+        load_yaml(CurriculumConfig, path, overrides=["window=0"])

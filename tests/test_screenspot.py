@@ -652,3 +652,19 @@ def test_async_vector_env(tmp_path):
         assert list(infos["correct"]) == [True, True]
     finally:
         venv.close()
+
+
+@pytest.mark.parametrize("corrupt, reason", [
+    (lambda text: text.replace('"tap Sign in"', '"tap Sign in \udcff"'), "not UTF-8 text"),
+    (lambda text: "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+])
+def test_corrupt_annotation_file_written_by_the_writer(tmp_path, corrupt, reason):
+    out = write_screenspot(load_screenspot(make_v2(tmp_path / "src")), tmp_path / "out", version="v2")
+    ann = out / "screenspot_mobile_v2.json"
+    ann.write_bytes(corrupt(ann.read_text(encoding="utf-8")).encode("utf-8", "surrogateescape"))
+    with pytest.raises(DataError, match=reason) as e:
+        load_screenspot(out)
+    assert e.value.path == str(ann)
+    # the file is unreadable as a whole: skip leaves it out and keeps the other files
+    ds = load_screenspot(out, on_error="skip")
+    assert len(ds) == 2 and any("screenspot_mobile_v2.json" in where for where, _ in ds.skipped)

@@ -1,4 +1,4 @@
-"""SynthApp: the synthetic screen/app generator (tasks/synthapp*.py) and guienv/SynthApp-v0."""
+"""SynthApp: the synthetic screen/app generator (tasks/synthapp/) and guienv/SynthApp-v0."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from tasks.synthapp import (
     make_app_task,
     make_grounding_samples,
 )
-from tasks.synthapp_render import CONTROL_CLASSES
+from tasks.synthapp.render import CONTROL_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 CONTROL_NAMES = set(CONTROL_CLASSES.values())
@@ -45,7 +45,7 @@ def _controls(elements):
 def _run_oracle(env, obs, info, limit=40):
     agent = OracleAgent()
     n, r = 0, 0.0
-    for n in range(1, limit + 1):
+    for n in range(1, limit + 1):  # noqa: B007  (n is the step count returned below)
         obs, r, term, trunc, info = env.step(agent.act(obs, info))
         if term or trunc:
             break
@@ -166,8 +166,10 @@ def test_kinds_knob_and_config_validation(tmp_path):
         SynthConfig(target_size=(0.3, 0.4))
     with pytest.raises(ValueError, match="kinds"):
         SynthConfig(kinds=("slider",))
-    with pytest.raises(ValueError, match="unknown SynthConfig field"):
+    with pytest.raises(DataError, match="unknown key 'widht'"):
         SynthConfig.from_dict({"widht": 10})
+    with pytest.raises(DataError, match="width: must be an integer"):
+        SynthConfig.from_dict({"width": "wide"})
     (tmp_path / "ok.yaml").write_text("width: 400\nheight: 700\ndistractors: 2\ntarget_size: [0.01, 0.02]\n")
     assert SynthConfig.from_yaml(tmp_path / "ok.yaml") == SynthConfig(width=400, height=700, distractors=2,
                                                                      target_size=(0.01, 0.02))

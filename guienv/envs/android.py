@@ -26,14 +26,13 @@ Success (``info["success"]``, reward 1.0) is the task's predicate over device st
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from emulator.android import MaintenanceCommand, validate_package
+from emulator.page_source import hierarchy_size, parse_page_source
 from guienv.actions import OPPOSITE, Action, ActionType
 from guienv.envs.appium_base import (
     AppiumConfig,
@@ -45,9 +44,8 @@ from guienv.envs.appium_base import (
     SwipeGesture,
     TypeText,
     Viewport,
-    decode_png,
 )
-from guienv.errors import DataError
+from guienv.io import decode_image
 
 KEYCODES = {"home": 3, "back": 4, "enter": 66, "delete": 67}
 SYSTEM_PORT_RANGE = (8200, 8299)
@@ -163,91 +161,6 @@ def scroll_gesture(action: Action, vp: Viewport, fraction: float = 0.5, margin: 
     )
 
 
-# -- page source -----------------------------------------------------------------------------
-_BOUNDS = re.compile(r"^\[(-?\d+),(-?\d+)\]\[(-?\d+),(-?\d+)\]$")
-_EDIT_CLASSES = ("EditText", "AutoCompleteTextView", "SearchView$SearchAutoComplete")
-
-
-def parse_bounds(value: str) -> tuple[int, int, int, int]:
-    """``"[l,t][r,b]"`` -> ``(l, t, r, b)``; ``ValueError`` otherwise."""
-    m = _BOUNDS.match(value or "")
-    if not m:
-        raise ValueError(f"bounds must look like [l,t][r,b], got {value!r}")
-    l, t, r, b = (int(v) for v in m.groups())
-    if r < l or b < t:
-        raise ValueError(f"bounds {value!r} has right < left or bottom < top")
-    return l, t, r, b
-
-
-def _flag(node: ET.Element, name: str) -> bool:
-    return node.get(name, "false") == "true"
-
-
-def parse_page_source(xml_text: str, where: str = "<page source>") -> list[dict[str, Any]]:
-    """Elements of a UiAutomator2 page source (``<hierarchy>`` XML), boxes in device pixels.
-
-    Every node with a non-empty ``bounds`` box becomes an element dict with the
-    :class:`guienv.types.UIElement` fields plus ``package``, ``enabled``, ``focused``, ``index``
-    (document order). Raises :class:`DataError` naming the node and field on malformed input.
-    """
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as exc:
-        raise DataError(where, f"page source is not well-formed XML ({exc})") from exc
-    out: list[dict[str, Any]] = []
-    for i, node in enumerate(root.iter()):
-        if node is root and node.tag == "hierarchy":
-            continue
-        if "bounds" not in node.attrib:
-            continue
-        try:
-            box = parse_bounds(node.get("bounds"))
-        except ValueError as exc:
-            raise DataError(where, str(exc), record=f"node {i} <{node.tag}>", field="bounds") from None
-        if box[2] <= box[0] or box[3] <= box[1]:
-            continue
-        cls = node.get("class") or node.tag
-        out.append(
-            {
-                "box": [float(v) for v in box],
-                "text": node.get("text") or None,
-                "content_description": node.get("content-desc") or None,
-                "resource_id": node.get("resource-id") or None,
-                "class_name": cls,
-                "clickable": _flag(node, "clickable") or _flag(node, "long-clickable"),
-                "editable": cls.endswith(_EDIT_CLASSES) or _flag(node, "editable"),
-                "scrollable": _flag(node, "scrollable"),
-                "checkable": _flag(node, "checkable"),
-                "checked": _flag(node, "checked"),
-                "visible": node.get("displayed", "true") == "true",
-                "package": node.get("package") or None,
-                "enabled": node.get("enabled", "true") == "true",
-                "focused": _flag(node, "focused"),
-                "index": i,
-            }
-        )
-    return out
-
-
-def load_page_source(path: str | Path) -> list[dict[str, Any]]:
-    """:func:`parse_page_source` of a saved page-source file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(p, f"cannot read page source ({exc})") from exc
-    return parse_page_source(text, where=str(p))
-
-
-def hierarchy_size(xml_text: str) -> tuple[int, int] | None:
-    """``(width, height)`` attributes of the ``<hierarchy>`` root (device pixels), if present."""
-    try:
-        root = ET.fromstring(xml_text)
-        return int(root.get("width")), int(root.get("height"))
-    except (ET.ParseError, TypeError, ValueError):
-        return None
-
-
 # -- device state through the Appium session --------------------------------------------------
 class AppiumDeviceState:
     """:class:`tasks.android_tasks.DeviceState` over a UiAutomator2 session."""
@@ -339,7 +252,7 @@ class AndroidEnv(AppiumEnv):
     # -- observation ---------------------------------------------------------------------------
     def capture(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
         source = self.driver.page_source
-        img = decode_png(self.driver.get_screenshot_as_png())
+        img = decode_image(self.driver.get_screenshot_as_png(), "<appium screenshot>")
         size = hierarchy_size(source)
         # UiAutomator2 screenshots are at device resolution; if not, scale by the hierarchy width.
         scale = img.shape[1] / size[0] if size and size[0] > 0 else 1.0

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import io
 import json
 import math
 import time
@@ -43,6 +42,7 @@ from PIL import Image
 
 from guienv.actions import Action, ActionType, action_space, as_action, scroll_to_swipe
 from guienv.frames import Frame, Screen
+from guienv.io import decode_image
 from guienv.spaces import AnyText, Screenshot
 from guienv.types import UIElement
 
@@ -291,11 +291,6 @@ def parse_elements(text: str) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise ValueError("elements observation must be a JSON list")
     return data
-
-
-def decode_png(png: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(png)) as img:
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
 # -- session-loss classification -------------------------------------------------------------
@@ -780,7 +775,7 @@ class ChromiumEnv(AppiumEnv):
 
     def capture(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
         info = self.dom()
-        img = decode_png(self.driver.get_screenshot_as_png())
+        img = decode_image(self.driver.get_screenshot_as_png(), "<appium screenshot>")
         inner_w = float(info["inner"][0])
         scale = img.shape[1] / inner_w if inner_w > 0 else float(info.get("dpr") or 1.0)
         if self.crop is not None:

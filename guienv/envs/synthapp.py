@@ -39,8 +39,7 @@ from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Scree
 from guienv.geometry import point_in_box
 from guienv.spaces import AnyText
 from guienv.types import UIElement
-from tasks.synthapp import SynthConfig, SynthScreen, as_config, generate_screen
-from tasks.synthapp_app import AppState, AppTask, make_app_task
+from tasks.synthapp import AppState, AppTask, SynthConfig, SynthScreen, as_config, generate_screen, make_app_task
 
 MODES = ("app", "grounding")
 _GROUNDING_TYPES = (ActionType.CLICK, ActionType.LONG_PRESS, ActionType.BOX)

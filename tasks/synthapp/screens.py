@@ -8,7 +8,7 @@ PNG on a given Pillow/FreeType build):
   or a modal dialog, an instruction naming one target by its visible label or icon name
   (``"tap the gear icon"``, ``"turn on Wi-Fi"``), and its ground-truth box, in the same shape as
   ScreenSpot (SeeClick, arXiv 2401.10935) so the same loaders, envs and metric apply;
-* multi-screen apps whose tasks need ``k`` actions (:mod:`tasks.synthapp_app`, re-exported here).
+* multi-screen apps whose tasks need ``k`` actions live in :mod:`tasks.synthapp.app`.
 
 Difficulty knobs (:class:`SynthConfig`): ``target_size``, the range of a target's *relative size*
 (box area / screen area, ScreenSpot-Pro's measure); ``distractors``, how many other controls the
@@ -21,15 +21,18 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import tasks.synthapp.vocab as V
+from guienv.io import encode_png
 from guienv.types import GroundingSample, ImageRef, UIElement
-from tasks import synthapp_vocab as V
-from tasks.synthapp_render import (
+from tasks.screenspot import write_screenspot
+from tasks.synthapp.config import SynthConfig, as_config, task_rng
+from tasks.synthapp.render import (
     ICON_NAMES,
     Scene,
     Theme,
@@ -39,7 +42,6 @@ from tasks.synthapp_render import (
     widget_element,
 )
 
-TARGET_KINDS = ("button", "icon", "field", "toggle", "row", "tab", "dialog")
 # Most same-kind distractors one group holds; the rest of the budget goes to other groups.
 _GROUP_CAP = {"button": 8, "icon": 10, "field": 6, "toggle": 8, "row": 8, "tab": 5}
 _FILLER_KINDS = ("button", "icon", "field", "toggle", "row")
@@ -52,133 +54,6 @@ _SHAPES = {
 }
 _SALT_SCREEN = 0x5C12EE
 _ATTEMPTS = 24
-
-
-@dataclass(frozen=True)
-class SynthConfig:
-    """Knobs of the synthetic screen and app generator (loadable from a dict or YAML).
-
-    ``target_size``: range of the target's relative size, box area / screen area (every control
-    on a screen is sized from it). ``distractors``: controls on a grounding screen besides the
-    target (same kind first, then other kinds); in app mode, the extra rows/toggles/fields/buttons
-    per screen. ``steps``: actions an app task needs (``k``). ``themes``: ``light``/``dark``.
-    ``font_paths``: extra TrueType files (Pillow's embedded font is always available).
-    ``font_range``: smallest and largest font size in pixels. ``clutter``: static blocks (text,
-    images) a grounding screen may add. ``kinds``: target kinds grounding samples draw from.
-    """
-
-    width: int = 320
-    height: int = 568
-    target_size: tuple[float, float] = (0.004, 0.03)
-    distractors: int = 4
-    steps: int = 2
-    themes: tuple[str, ...] = ("light", "dark")
-    kinds: tuple[str, ...] = TARGET_KINDS
-    font_paths: tuple[str, ...] = ()
-    font_range: tuple[int, int] = (9, 26)
-    clutter: int = 2
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
-        for name in ("target_size", "themes", "kinds", "font_paths", "font_range"):
-            value = getattr(self, name)
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                raise ValueError(f"SynthConfig.{name} must be a sequence, got {value!r}")
-            set_(name, tuple(value))
-        for name in ("width", "height", "distractors", "steps", "clutter", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise ValueError(f"SynthConfig.{name} must be an integer, got {v!r}")
-            set_(name, int(v))
-        if not (64 <= self.width <= 8192 and 64 <= self.height <= 8192):
-            raise ValueError(f"SynthConfig width/height must be in [64, 8192], got {self.width}x{self.height}")
-        if self.distractors < 0 or self.clutter < 0 or self.seed < 0:
-            raise ValueError("SynthConfig.distractors, clutter and seed must be >= 0")
-        if not 1 <= self.steps <= 32:
-            raise ValueError(f"SynthConfig.steps must be in [1, 32], got {self.steps}")
-        if len(self.target_size) != 2:
-            raise ValueError(f"SynthConfig.target_size must be (low, high), got {self.target_size!r}")
-        lo, hi = (float(v) for v in self.target_size)
-        set_("target_size", (lo, hi))
-        if not (0 < lo <= hi <= 0.25):
-            raise ValueError(f"SynthConfig.target_size must satisfy 0 < low <= high <= 0.25, got {self.target_size}")
-        if lo * self.width * self.height < 100:
-            raise ValueError(
-                f"SynthConfig.target_size low {lo} gives targets under 10x10 px on a "
-                f"{self.width}x{self.height} screen; raise it to at least {100 / (self.width * self.height):.2g}"
-            )
-        bad = [k for k in self.kinds if k not in TARGET_KINDS]
-        if bad or not self.kinds:
-            raise ValueError(f"SynthConfig.kinds must be a non-empty subset of {TARGET_KINDS}, got {self.kinds!r}")
-        bad = [t for t in self.themes if t not in ("light", "dark")]
-        if bad or not self.themes:
-            raise ValueError(f"SynthConfig.themes must be a non-empty subset of ('light', 'dark'), got {self.themes!r}")
-        fmin, fmax = (int(v) for v in self.font_range)
-        if not 6 <= fmin <= fmax <= 96:
-            raise ValueError(f"SynthConfig.font_range must satisfy 6 <= min <= max <= 96, got {self.font_range}")
-        set_("font_range", (fmin, fmax))
-        missing = [p for p in self.font_paths if not os.path.isfile(p)]
-        if missing:
-            raise ValueError(f"SynthConfig.font_paths: no such font file(s) {missing}")
-
-    @property
-    def desktop(self) -> bool:
-        """Landscape screens get desktop chrome (window bar, side navigation)."""
-        return self.width > self.height
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> SynthConfig:
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown SynthConfig field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> SynthConfig:
-        import yaml
-
-        from guienv.errors import DataError
-
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise DataError(path, f"cannot read SynthConfig YAML ({exc})") from exc
-        if not isinstance(data, dict):
-            raise DataError(path, f"SynthConfig YAML must be a mapping, got {type(data).__name__}")
-        try:
-            return cls.from_dict(data)
-        except (TypeError, ValueError) as exc:
-            raise DataError(path, str(exc)) from exc
-
-    @classmethod
-    def desktop_preset(cls, **overrides: Any) -> SynthConfig:
-        """A 1280x800 desktop screen with desktop-sized targets (0.05%-0.4% of the screen)."""
-        base = dict(width=1280, height=800, target_size=(0.0006, 0.004), font_range=(10, 22))
-        base.update(overrides)
-        return cls(**base)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-
-def as_config(config: SynthConfig | Mapping[str, Any] | None) -> SynthConfig:
-    if config is None:
-        return SynthConfig()
-    if isinstance(config, SynthConfig):
-        return config
-    if isinstance(config, Mapping):
-        return SynthConfig.from_dict(config)
-    raise TypeError(f"config must be a SynthConfig, a dict or None, got {type(config).__name__}")
-
-
-def task_rng(salt: int, seed: int, index: int) -> np.random.Generator:
-    """The generator of task ``index`` of dataset ``seed`` (independent of every other task)."""
-    if seed < 0 or index < 0:
-        raise ValueError(f"seed and index must be >= 0, got seed={seed}, index={index}")
-    return np.random.default_rng([salt, int(seed), int(index)])
 
 
 # -- grounding screens ------------------------------------------------------------------------
@@ -685,8 +560,6 @@ def generate_screen(config: SynthConfig | Mapping[str, Any] | None = None, seed:
 
 
 def screen_to_sample(screen: SynthScreen, cfg: SynthConfig) -> GroundingSample:
-    from guienv.io import encode_png
-
     sid = f"synthapp-{screen.seed}-{screen.index}"
     return GroundingSample(
         id=sid,
@@ -716,26 +589,5 @@ def make_grounding_samples(n: int, config: SynthConfig | Mapping[str, Any] | Non
 def export_screenspot(n: int, out_dir: str | os.PathLike, config: SynthConfig | Mapping[str, Any] | None = None,
                       seed: int | None = None, *, version: str = "v2") -> Path:
     """Write ``n`` grounding samples as a ScreenSpot ``version`` directory; returns ``out_dir``."""
-    from tasks.screenspot import write_screenspot
-
     return write_screenspot(make_grounding_samples(n, config, seed), out_dir, version=version)
 
-
-# The multi-screen app model lives in its own module; re-exported for one import point.
-from tasks.synthapp_app import AppState, AppTask, Goal, SynthApp, make_app_task  # noqa: E402
-
-__all__ = [
-    "AppState",
-    "AppTask",
-    "Goal",
-    "SynthApp",
-    "SynthConfig",
-    "SynthScreen",
-    "TARGET_KINDS",
-    "as_config",
-    "export_screenspot",
-    "generate_screen",
-    "make_app_task",
-    "make_grounding_samples",
-    "screen_to_sample",
-]

@@ -1,37 +1,26 @@
-"""Multi-screen synthetic apps: screens as state, actions as transitions, ``k``-step tasks.
+"""The look of a generated app: its labels and metrics, the widgets of each screen and their pixels.
 
-An app (:class:`SynthApp`) has a tab bar over three or four top-level screens: a *list* whose rows
-open detail screens (heart = favourite, trash = delete after a confirm dialog, back arrow), a
-*settings* screen of toggles, a *form* of text fields with a submit button (confirm dialog), and
-sometimes a *home* screen of buttons that do nothing (distractors). :class:`AppState` holds
-everything that can change; :meth:`SynthApp.press` and :meth:`SynthApp.type_text` are its
-transitions, :meth:`SynthApp.apply` maps a pixel-frame :class:`~guienv.actions.Action` onto them
-by hit testing the rendered widgets.
-
-A task (:func:`make_app_task`) is a list of :class:`Goal` predicates over the state (toggle X is
-on, field Y holds the typed text, item Z is deleted, ...) plus a goal text naming the visible labels
-and icons. Its length ``k`` is exact: tasks are built by simulating the state-based oracle
-(:meth:`SynthApp.oracle`, the next correct move from *any* state) and keeping goal sequences whose
-oracle plan is exactly ``k`` actions long. Success is "all goals hold at once".
+:class:`AppLayout` builds, for any :class:`~tasks.synthapp.state.AppState`, the widgets the screen
+shows (tab bar, list rows, detail screen, toggles, form, dialogs), renders them through
+:mod:`tasks.synthapp.render` and hit-tests points against them. State transitions and the oracle
+build on it in :mod:`tasks.synthapp.transitions` and :mod:`tasks.synthapp.oracle`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from guienv.actions import Action, ActionType
+import tasks.synthapp.vocab as V
 from guienv.geometry import point_in_box
 from guienv.types import UIElement
-from tasks import synthapp_vocab as V
-from tasks.synthapp_render import Painter, Scene, Widget, make_theme, paint_patch, text_size, widget_element
+from tasks.synthapp.render import Painter, Scene, Widget, make_theme, paint_patch, text_size, widget_element
+from tasks.synthapp.state import AppState
 
-_SALT_APP = 0xA9917
 _LIST_TABS = (("Inbox", "mail"), ("Library", "bookmark"), ("Files", "cloud"), ("Contacts", "user"),
               ("Notes", "edit"), ("Playlists", "play"))
 _SETTINGS_TABS = (("Settings", "gear"), ("Preferences", "gear"), ("Options", "filter"))
@@ -44,116 +33,6 @@ _SUBMIT_DIALOGS = (("Submit form?", "Send", "Cancel"), ("Save profile?", "Save",
 _CACHE = 48  # rendered views kept per app
 
 
-@dataclass
-class AppState:
-    """Everything a user can change. ``detail`` is the list item whose detail screen is open."""
-
-    tab: int
-    toggles: dict[str, bool]
-    fields: dict[str, str]
-    items: tuple[str, ...]
-    favorites: frozenset[str]
-    detail: str | None = None
-    dialog: tuple[str, str] | None = None  # ("delete", item) | ("submit", "")
-    focus: str | None = None
-    submitted: tuple[tuple[str, str], ...] | None = None
-
-    def copy(self) -> AppState:
-        return replace(self, toggles=dict(self.toggles), fields=dict(self.fields))
-
-    def key(self) -> tuple:
-        """Hashable view of the state (what the screen shows depends only on it)."""
-        return (self.tab, self.detail, self.dialog, self.focus, tuple(self.toggles.values()),
-                tuple(self.fields.values()), self.items, self.detail in self.favorites if self.detail else None)
-
-
-@dataclass(frozen=True)
-class Goal:
-    """One predicate of a task. ``kind``: tab | toggle | open | favorite | delete | fill | submit."""
-
-    kind: str
-    target: str
-    value: Any = None  # toggle: bool; fill: text; submit: ((field, text), ...)
-
-    @property
-    def terminal(self) -> bool:
-        """Goals about *where* the user is; only the last goal of a task may be one."""
-        return self.kind in ("tab", "open")
-
-    def satisfied(self, app: SynthApp, s: AppState) -> bool:
-        k = self.kind
-        if k == "tab":
-            return s.detail is None and s.dialog is None and app.tabs[s.tab][0] == self.target
-        if k == "toggle":
-            return s.toggles.get(self.target) == self.value
-        if k == "open":
-            return s.detail == self.target and s.dialog is None
-        if k == "favorite":
-            return self.target in s.favorites
-        if k == "delete":
-            return self.target not in s.items
-        if k == "fill":
-            return s.fields.get(self.target, "").strip() == self.value
-        if k == "submit":
-            got = dict(s.submitted or ())
-            return s.submitted is not None and all(got.get(f, "").strip() == v for f, v in self.value)
-        raise ValueError(f"unknown goal kind {k!r}")
-
-    def describe(self, app: SynthApp) -> str:
-        k, t = self.kind, self.target
-        lst, sett, form = (app.tabs[app.tab_of[x]][0] for x in ("list", "settings", "form"))
-        if k == "tab":
-            return f"go to the {t} tab"
-        if k == "toggle":
-            return f"turn {'on' if self.value else 'off'} {t} in {sett}"
-        if k == "open":
-            return f"open '{t}' in {lst}"
-        if k == "favorite":
-            return f"open '{t}' in {lst} and tap the heart icon"
-        if k == "delete":
-            return f"delete '{t}' from {lst} with the trash icon and confirm"
-        if k == "fill":
-            return f"type '{self.value}' in the {t} field on the {form} tab"
-        if k == "submit":
-            parts = " and ".join(f"'{v}' as {f}" for f, v in self.value)
-            return f"on the {form} tab enter {parts}, then tap '{app.submit_label}' and confirm"
-        raise ValueError(k)
-
-
-@dataclass(frozen=True)
-class Move:
-    """An oracle move: press widget ``name`` or type ``text`` into the focused field ``name``."""
-
-    kind: str  # press | type
-    name: str
-    text: str | None = None
-
-
-@dataclass
-class AppTask:
-    """A task on one app: start state, goals, exact oracle length ``k`` and goal text."""
-
-    app: SynthApp
-    start: AppState
-    goals: tuple[Goal, ...]
-    k: int
-    instruction: str
-    seed: int
-    index: int
-
-    def success(self, s: AppState) -> bool:
-        return all(g.satisfied(self.app, s) for g in self.goals)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "instruction": self.instruction,
-            "k": self.k,
-            "goals": [{"kind": g.kind, "target": g.target, "value": g.value} for g in self.goals],
-            "seed": self.seed,
-            "index": self.index,
-        }
-
-
 def _dynamic(w: Widget) -> bool:
     """Widgets whose look follows the state within one screen (painted per state)."""
     return w.kind in ("switch", "field") or w.name == "heart"
@@ -163,8 +42,10 @@ class _TooSmall(Exception):
     pass
 
 
-class SynthApp:
-    """A generated app: labels, layout per screen, transitions, oracle and a cached renderer."""
+class AppLayout:
+    """A generated app's look: labels, metrics, the widgets of every screen and a cached renderer.
+
+    Built from ``rng`` in a fixed order (labels, then sizes), so one seed is one app."""
 
     def __init__(self, cfg: Any, rng: np.random.Generator):
         self.cfg = cfg
@@ -282,7 +163,7 @@ class SynthApp:
                              max(9, self.bar_h // 2), "window", interactive=False))
             ws.append(Widget("bar", (0, self.bar_h, self.side_w, H), "", "sidebar", style="right_line",
                              interactive=False))
-            for i, (label, icon, _) in enumerate(self.tabs):
+            for i, (label, _icon, _) in enumerate(self.tabs):
                 y = self.bar_h + 8 + i * self.nav_h
                 ws.append(Widget("tab", (0, y, self.side_w - 1, y + self.nav_h), label, f"tab:{i}", f, "pill",
                                  icon=None, on=i == s.tab and not on_detail))
@@ -516,7 +397,7 @@ class SynthApp:
                 return w
         return None
 
-    # -- transitions --------------------------------------------------------------------------
+    # -- hit testing ------------------------------------------------------------------------
     def hit(self, s: AppState, point: tuple[float, float]) -> Widget | None:
         """The control under ``point`` (only the dialog's while one is open)."""
         ws, modal = self.view(s)
@@ -524,246 +405,3 @@ class SynthApp:
             if w.is_control and w.interactive and point_in_box(point, w.box):
                 return w
         return None
-
-    def press(self, s: AppState, name: str) -> AppState:
-        """The state after activating control ``name``."""
-        n = s.copy()
-        if not name.startswith("field:"):
-            n.focus = None
-        if name.startswith("tab:"):
-            n.tab, n.detail = int(name[4:]), None
-        elif name.startswith("row:"):
-            n.detail = name[4:]
-        elif name.startswith("switch:"):
-            lab = name[7:]
-            n.toggles[lab] = not n.toggles[lab]
-        elif name.startswith("field:"):
-            n.focus = name[6:]
-        elif name == "submit":
-            n.dialog = ("submit", "")
-        elif name == "back":
-            n.detail = None
-        elif name == "heart" and n.detail:
-            n.favorites = n.favorites ^ {n.detail}
-        elif name == "trash" and n.detail:
-            n.dialog = ("delete", n.detail)
-        elif name == "dlg:ok" and n.dialog:
-            kind, item = n.dialog
-            if kind == "delete":
-                n.items = tuple(i for i in n.items if i != item)
-                n.favorites = n.favorites - {item}
-                n.detail = None
-            else:
-                n.submitted = tuple((f, n.fields[f]) for f in self.field_labels)
-            n.dialog = None
-        elif name == "dlg:cancel":
-            n.dialog = None
-        return n  # share, more, home buttons: no effect
-
-    def type_text(self, s: AppState, text: str) -> AppState | None:
-        """Set the focused field to ``text`` (Android's ACTION_SET_TEXT replaces); None if no field
-        has focus."""
-        if s.focus is None or s.dialog is not None:
-            return None
-        n = s.copy()
-        n.fields[s.focus] = text
-        return n
-
-    def apply(self, s: AppState, a: Action) -> tuple[AppState, str | None]:
-        """Apply a pixel-frame action; returns the new state and why it was invalid (or None).
-
-        ``click`` presses the control under the point (a miss is a valid no-op); ``type`` fills the
-        focused field (with a ``point``: clicks there first); ``navigate_back`` closes a dialog, drops
-        focus or leaves a detail screen; ``navigate_home`` goes to the first tab; ``keyboard_enter``
-        drops focus; ``wait``, ``scroll``, ``swipe`` and ``long_press`` change nothing."""
-        t = a.type
-        if t in (ActionType.CLICK, ActionType.TYPE) and a.point is not None:
-            x, y = a.point
-            if not (0 <= x < self.W and 0 <= y < self.H):
-                return s, f"point ({x:.1f}, {y:.1f}) is outside the {self.W}x{self.H} screen"
-        if t is ActionType.CLICK:
-            w = self.hit(s, a.point)  # type: ignore[arg-type]
-            return (self.press(s, w.name) if w is not None else s), None
-        if t is ActionType.TYPE:
-            if a.point is not None:
-                w = self.hit(s, a.point)
-                if w is None or w.kind != "field":
-                    return s, "type with a point that is not on a text field"
-                s = self.press(s, w.name)
-            n = self.type_text(s, a.text or "")
-            return (s, "type with no focused text field") if n is None else (n, None)
-        if t is ActionType.NAVIGATE_BACK:
-            n = s.copy()
-            if n.dialog:
-                n.dialog = None
-            elif n.focus:
-                n.focus = None
-            else:
-                n.detail = None
-            return n, None
-        if t is ActionType.NAVIGATE_HOME:
-            n = s.copy()
-            n.tab, n.detail, n.dialog, n.focus = 0, None, None, None
-            return n, None
-        if t is ActionType.KEYBOARD_ENTER:
-            n = s.copy()
-            n.focus = None
-            return n, None
-        if t in (ActionType.WAIT, ActionType.SCROLL, ActionType.SWIPE, ActionType.LONG_PRESS, ActionType.FINISH):
-            return s, None
-        if t is ActionType.INVALID:
-            return s, a.reason or "invalid action"
-        return s, f"{t.value} is not an action this app understands"
-
-    # -- oracle -------------------------------------------------------------------------------
-    def oracle(self, s: AppState, goals: tuple[Goal, ...]) -> Move | None:
-        """The next correct move towards ``goals`` from any state (None: done or impossible)."""
-        g = next((g for g in goals if not g.satisfied(self, s)), None)
-        if g is None:
-            return None
-        if s.dialog is not None:
-            fields_ok = g.kind == "submit" and all(s.fields[f].strip() == v for f, v in g.value)
-            want = (g.kind == "delete" and s.dialog == ("delete", g.target)) or (g.kind == "submit" and fields_ok
-                                                                                 and s.dialog[0] == "submit")
-            return Move("press", "dlg:ok" if want else "dlg:cancel")
-        lst = self.tab_of["list"]
-        if g.kind in ("favorite", "delete", "open"):
-            if g.target not in s.items:
-                return None  # deleted by the agent: the task can no longer succeed
-            if s.detail == g.target:
-                return Move("press", "heart" if g.kind == "favorite" else "trash")
-            if s.detail is not None:
-                return Move("press", "back")
-            if s.tab != lst:
-                return Move("press", f"tab:{lst}")
-            return Move("press", f"row:{g.target}")
-        if s.detail is not None:
-            return Move("press", "back")
-        need = {"toggle": "settings", "fill": "form", "submit": "form"}.get(g.kind)
-        tab = self.tab_of[need] if need else next(i for i, t in enumerate(self.tabs) if t[0] == g.target)
-        if s.tab != tab:
-            return Move("press", f"tab:{tab}")
-        if g.kind == "toggle":
-            return Move("press", f"switch:{g.target}")
-        pairs = ((g.target, g.value),) if g.kind == "fill" else g.value
-        for f, v in pairs:
-            if s.fields[f].strip() != v:
-                return Move("type", f"field:{f}", v) if s.focus == f else Move("press", f"field:{f}")
-        return Move("press", "submit")
-
-    def step_move(self, s: AppState, m: Move) -> AppState:
-        if m.kind == "press":
-            return self.press(s, m.name)
-        n = self.type_text(s, m.text or "")
-        assert n is not None, "oracle typed with no focused field"
-        return n
-
-    def move_action(self, s: AppState, m: Move) -> tuple[Action, tuple[float, float, float, float] | None]:
-        """The pixel-frame action of an oracle move and the box of the control it touches."""
-        w = self.widget(s, m.name)
-        box = None if w is None else tuple(float(v) for v in w.box)
-        if m.kind == "type":
-            return Action.type_text(m.text or ""), box  # type: ignore[return-value]
-        if w is None:
-            raise RuntimeError(f"oracle pressed {m.name!r}, which the screen does not show")
-        x, y = w.center
-        return Action.click(x, y), box  # type: ignore[return-value]
-
-    def plan_length(self, s: AppState, goals: tuple[Goal, ...], limit: int = 64) -> int | None:
-        """Moves the oracle needs from ``s`` (None if it cannot finish within ``limit``)."""
-        for n in range(limit + 1):
-            m = self.oracle(s, goals)
-            if m is None:
-                return n if all(g.satisfied(self, s) for g in goals) else None
-            s = self.step_move(s, m)
-        return None
-
-    def initial_state(self, rng: np.random.Generator) -> AppState:
-        return AppState(int(rng.integers(len(self.tabs))), dict(self.toggle_init),
-                        {f: "" for f in self.field_labels}, self.items, self.fav_init)
-
-
-def _candidates(app: SynthApp, s: AppState, used: set[str], have_submit: bool, rng: np.random.Generator) -> list[Goal]:
-    out: list[Goal] = []
-    for t in app.toggle_labels:
-        if t not in used:
-            out.append(Goal("toggle", t, not s.toggles[t]))
-    free_fields = [f for f in app.field_labels if f not in used]
-    for f in free_fields:
-        out.append(Goal("fill", f, _value(f, rng)))
-    for it in s.items:
-        if it in used:
-            continue
-        if it not in s.favorites:
-            out.append(Goal("favorite", it))
-        out.append(Goal("delete", it))
-        out.append(Goal("open", it))
-    if not have_submit and free_fields:
-        m = int(rng.integers(1, min(2, len(free_fields)) + 1))
-        chosen = [free_fields[int(i)] for i in rng.choice(len(free_fields), size=m, replace=False)]
-        out.append(Goal("submit", "form", tuple((f, _value(f, rng)) for f in chosen)))
-    for label, _, _ in app.tabs:
-        out.append(Goal("tab", label))
-    return out
-
-
-def _value(field_label: str, rng: np.random.Generator) -> str:
-    pool = V.FIELD_VALUES.get(field_label, V.WORDS)
-    return pool[int(rng.integers(len(pool)))]
-
-
-def _goal_text(app: SynthApp, goals: tuple[Goal, ...]) -> str:
-    parts = [g.describe(app) for g in goals]
-    text = ". Then ".join(parts)
-    return text[0].upper() + text[1:] + "."
-
-
-def build_task(app: SynthApp, k: int, rng: np.random.Generator, seed: int, index: int,
-               attempts: int = 200) -> AppTask:
-    """A task whose oracle plan is exactly ``k`` moves (rejection sampling over goal sequences)."""
-    for _ in range(attempts):
-        start = app.initial_state(rng)
-        goals: tuple[Goal, ...] = ()
-        used: set[str] = set()
-        length = 0
-        while length < k:
-            cands = _candidates(app, start, used, any(g.kind == "submit" for g in goals), rng)
-            # one kind at a time, so kinds with many instances (rows) don't dominate
-            kinds = sorted({c.kind for c in cands})
-            accepted = False
-            for _ in range(12):
-                kind = kinds[int(rng.integers(len(kinds)))]
-                pool = [c for c in cands if c.kind == kind]
-                g = pool[int(rng.integers(len(pool)))]
-                trial = goals + (g,)
-                n = app.plan_length(start, trial, limit=k + 1)
-                if n is None or n <= length or n > k or (g.terminal and n != k):
-                    continue
-                goals, length, accepted = trial, n, True
-                used.add(g.target)
-                if g.kind == "submit":
-                    used.update(f for f, _ in g.value)
-                break
-            if not accepted or goals[-1].terminal:
-                break
-        if length == k:
-            return AppTask(app, start, goals, k, _goal_text(app, goals), seed, index)
-    raise ValueError(
-        f"could not build a {k}-step task on this app in {attempts} tries; "
-        f"raise SynthConfig.distractors (more controls) or lower steps"
-    )
-
-
-def make_app_task(config: Any = None, seed: int | None = None, index: int = 0, steps: int | None = None) -> AppTask:
-    """App task ``index`` of dataset ``seed`` (default ``config.seed``): a fresh app and a goal
-    needing exactly ``steps`` (default ``config.steps``) actions. Deterministic."""
-    from tasks.synthapp import as_config, task_rng
-
-    cfg = as_config(config)
-    seed = cfg.seed if seed is None else int(seed)
-    k = cfg.steps if steps is None else int(steps)
-    if not 1 <= k <= 32:
-        raise ValueError(f"steps must be in [1, 32], got {k}")
-    rng = task_rng(_SALT_APP, seed, index)
-    app = SynthApp(cfg, rng)
-    return build_task(app, k, rng, seed, index)
