@@ -195,6 +195,17 @@ def test_a_dataset_with_no_episodes_says_why(tmp_path):
         load_androidcontrol(shard, splits=splits, split="test")
 
 
+def test_the_env_names_an_empty_shard_instead_of_the_split_filter(tmp_path):
+    import gymnasium as gym
+
+    import guienv  # noqa: F401  (registers the env ids)
+
+    empty = tmp_path / "android_control-00000-of-00001"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match=r"android_control-00000-of-00001: the shard holds no records \(0 bytes\)"):
+        gym.make("guienv/AndroidControl-v0", data=str(empty))
+
+
 # -- 4. ScreenSpot boxes --------------------------------------------------------------------------
 @pytest.mark.parametrize("bbox, text", [
     ([1e308, 5, 1e308, 10], "finite"),          # x + w overflows to inf in the xywh -> xyxy sum

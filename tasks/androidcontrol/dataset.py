@@ -246,7 +246,10 @@ def load_androidcontrol(
     ``Episode.split`` and ``Episode.subsplit`` (the first subsplit listing the episode; all of them
     in ``extra["subsplits"]``). ``split``/``subsplit`` keep only matching episodes.
     ``on_error="skip"`` leaves out bad records (a framing error ends that file) and lists them in
-    ``dataset.skipped`` (``(where, reason)`` pairs), logging a warning with the count. ``with_elements=False`` drops the
+    ``dataset.skipped`` (``(where, reason)`` pairs; ``lost_records``/``lost_episodes`` count what they
+    cost), logging a warning with the counts. A file with no records (an empty shard) is such an
+    error too, and a load that ends with no episodes raises a DataError saying why (nothing read,
+    everything skipped, or the split filter). ``with_elements=False`` drops the
     accessibility elements after computing candidate boxes (memory). ``image_root``: where the
     JSON conversions' screenshot paths are resolved (default: the JSON file's directory).
     ``lazy=True`` keeps only an index of release episodes and re-reads them on access (memory:
