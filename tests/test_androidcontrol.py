@@ -240,7 +240,7 @@ CORRUPTIONS = [
     (_drop_actions, "actions", "missing feature 'actions'"),
     (_extra_action, "actions", "7 actions for 7 screenshots"),
     (_bad_png, "screenshots[1]", "undecodable screenshot"),
-    (_bad_json, "actions[2]", "action is not JSON"),
+    (_bad_json, "actions[2]", "not valid JSON"),
     (_unknown_action, "actions[2]", "unknown action_type 'teleport'"),
     (_bad_tree, "accessibility_trees[4]", "not an AndroidAccessibilityForest proto"),
     (_wrong_width, "screenshot_widths[0]", f"is {W}x{H} but screenshot_widths/heights say {W + 1}x{H}"),

@@ -44,6 +44,31 @@ class _Lazy:
     subsplits: tuple[str, ...]
     with_elements: bool
     candidate_mode: str
+    stamp: tuple[int, int]  # the shard's (size, mtime_ns) when indexed: a rewritten shard is refused
+
+
+def _stamp(path: str | os.PathLike) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise DataError(path, f"cannot stat the shard ({exc.strerror or exc})") from exc
+    return st.st_size, st.st_mtime_ns
+
+
+class _Skips:
+    """The errors ``on_error="skip"`` left out, with how many records and episodes they cost."""
+
+    def __init__(self, on_error: OnError):
+        self.on_error = on_error
+        self.errors: list[DataError] = []
+        self.records = self.episodes = 0
+
+    def __call__(self, err: DataError, *, records: int = 1, episodes: int = 1) -> None:
+        if self.on_error == "raise":
+            raise err
+        self.errors.append(err)
+        self.records += records
+        self.episodes += episodes
 
 
 class EpisodeDataset(Sequence[Episode]):
@@ -51,16 +76,25 @@ class EpisodeDataset(Sequence[Episode]):
 
     ``skipped`` holds one ``(where, reason)`` pair per record (or unreadable file remainder) left
     out under ``on_error="skip"``, as ``tasks.screenspot`` does; ``where`` names file, record and
-    field. With ``lazy=True`` release episodes are indexed at load time (every
-    record is fully parsed and checked once) and re-read from their shard on access.
+    field. ``lost_records``/``lost_episodes`` count what those errors cost (a bad UI-R1 step drops
+    its whole episode; an unreadable file remainder counts as one). With ``lazy=True`` release
+    episodes are indexed at load time (every record is fully parsed and checked once) and re-read
+    from their shard on access; a shard whose size or mtime changed since is a DataError.
     """
 
     def __init__(
-        self, entries: Sequence[Episode | _Lazy], skipped: Sequence[tuple[str, str]] = (), sources: Sequence[str] = ()
+        self,
+        entries: Sequence[Episode | _Lazy],
+        skipped: Sequence[tuple[str, str]] = (),
+        sources: Sequence[str] = (),
+        *,
+        lost_records: int = 0,
+        lost_episodes: int = 0,
     ):
         self._entries = list(entries)
         self.skipped: list[tuple[str, str]] = list(skipped)
         self.sources: list[str] = list(sources)
+        self.lost_records, self.lost_episodes = lost_records, lost_episodes
         self._reader = RecordReader()
         self._index = {e.id: i for i, e in enumerate(self._entries)}
 
@@ -78,6 +112,11 @@ class EpisodeDataset(Sequence[Episode]):
         return entry if isinstance(entry, Episode) else self._materialize(entry)
 
     def _materialize(self, ref: _Lazy) -> Episode:
+        now = _stamp(ref.path)
+        if now != ref.stamp:
+            raise DataError(ref.path, f"the shard changed since it was indexed (size, mtime_ns {ref.stamp} -> {now}); "
+                            f"episode {ref.id} may no longer be record {ref.index}: load the dataset again",
+                            record=ref.index)
         data = self._reader.read(ref.path, ref.index, ref.offset)
         features = decode_example(data, path=ref.path, record=ref.index)
         return parse_release_episode(
@@ -207,7 +246,10 @@ def load_androidcontrol(
     ``Episode.split`` and ``Episode.subsplit`` (the first subsplit listing the episode; all of them
     in ``extra["subsplits"]``). ``split``/``subsplit`` keep only matching episodes.
     ``on_error="skip"`` leaves out bad records (a framing error ends that file) and lists them in
-    ``dataset.skipped`` (``(where, reason)`` pairs), logging a warning with the count. ``with_elements=False`` drops the
+    ``dataset.skipped`` (``(where, reason)`` pairs; ``lost_records``/``lost_episodes`` count what they
+    cost), logging a warning with the counts. A file with no records (an empty shard) is such an
+    error too, and a load that ends with no episodes raises a DataError saying why (nothing read,
+    everything skipped, or the split filter). ``with_elements=False`` drops the
     accessibility elements after computing candidate boxes (memory). ``image_root``: where the
     JSON conversions' screenshot paths are resolved (default: the JSON file's directory).
     ``lazy=True`` keeps only an index of release episodes and re-reads them on access (memory:
@@ -224,20 +266,18 @@ def load_androidcontrol(
     split_of, sub_of = _split_maps(splits, subsplits)
     files = _expand(paths)
     entries: list[Episode | _Lazy] = []
-    skipped: list[DataError] = []
+    skip = _Skips(on_error)
     seen: dict[str, str] = {}
+    read = 0  # episodes parsed, before the split filter
 
     def keep(eid: str) -> bool:
         if split is not None and split_of.get(eid) != split:
             return False
         return subsplit is None or subsplit in sub_of.get(eid, ())
 
-    def add(entry: Episode | _Lazy, source: str) -> None:
+    def add(entry: Episode | _Lazy, source: str, records: int = 1) -> None:
         if entry.id in seen:
-            e = DataError(source, f"duplicate episode id {entry.id} (first seen in {seen[entry.id]})")
-            if on_error == "raise":
-                raise e
-            skipped.append(e)
+            skip(DataError(source, f"duplicate episode id {entry.id} (first seen in {seen[entry.id]})"), records=records)
             return
         seen[entry.id] = source
         entries.append(entry)
@@ -246,8 +286,11 @@ def load_androidcontrol(
         src = str(f)
         kind = _json_kind(f)
         if kind is None:
+            n_records = 0
             try:
+                stamp = _stamp(f) if lazy else (0, 0)
                 for rec in iter_records(f):
+                    n_records += 1
                     try:
                         features = decode_example(rec.data, path=src, record=rec.index)
                         eid_list = features.get("episode_id") or [None]
@@ -257,29 +300,29 @@ def load_androidcontrol(
                             subsplits=sub_of.get(eid, ()), with_elements=with_elements, candidate_mode=candidate_mode,
                         )
                     except DataError as e:
-                        if on_error == "raise":
-                            raise
-                        skipped.append(e)
+                        skip(e)
                         continue
+                    read += 1
                     if not keep(ep.id):
                         continue
                     if lazy:
                         add(_Lazy(ep.id, src, rec.index, rec.offset, ep.split, sub_of.get(ep.id, ()),
-                                  with_elements, candidate_mode), src)
+                                  with_elements, candidate_mode, stamp), src)
                     else:
                         add(ep, src)
+                if n_records == 0:  # else the split filter would be blamed for a truncated download
+                    skip(DataError(src, f"the shard holds no records ({f.stat().st_size} bytes)"), records=0, episodes=0)
             except DataError as e:  # framing / gzip error: the rest of this file is unreadable
-                if on_error == "raise":
-                    raise
-                skipped.append(e)
+                skip(e)
             continue
         root = Path(image_root) if image_root is not None else f.parent
         try:
             items = list(_iter_json_source(f))
         except DataError as e:
-            if on_error == "raise":
-                raise
-            skipped.append(e)
+            skip(e)
+            continue
+        if not items:
+            skip(DataError(src, f"the file holds no records ({f.stat().st_size} bytes)"), records=0, episodes=0)
             continue
         r1_records: list[tuple[int, Any]] = []
         for label, obj in items:
@@ -294,22 +337,34 @@ def load_androidcontrol(
                 else:
                     raise DataError(src, "neither a UI-S1 episode (with 'steps') nor a UI-R1 step (with 'gt')", record=label)
             except DataError as e:
-                if on_error == "raise":
-                    raise
-                skipped.append(e)
+                skip(e)
                 continue
+            read += 1
             ep = replace(ep, split=split_of.get(ep.id), subsplit=(sub_of.get(ep.id) or (None,))[0])
             ep.extra["subsplits"] = sub_of.get(ep.id, ())
             if keep(ep.id):
                 add(ep, src)
         if r1_records:
-            for ep in parse_ui_r1_records(r1_records, path=src, root=root, on_error=on_error, skipped=skipped):
+            for ep in parse_ui_r1_records(r1_records, path=src, root=root, skip=skip):
+                read += 1
                 ep = replace(ep, split=split_of.get(ep.id), subsplit=(sub_of.get(ep.id) or (None,))[0])
                 ep.extra["subsplits"] = sub_of.get(ep.id, ())
                 if keep(ep.id):
-                    add(ep, src)
-    pairs = [where_reason(e) for e in skipped]
+                    add(ep, src, records=len(ep.steps))
+    pairs = [where_reason(e) for e in skip.errors]
     if pairs:
-        logger.warning("load_androidcontrol: skipped %d bad record(s) (on_error='skip'); first: %s: %s",
-                       len(pairs), *pairs[0])
-    return EpisodeDataset(entries, pairs, [str(f) for f in files])
+        logger.warning("load_androidcontrol: skipped %d bad record(s) (on_error='skip'), losing %d record(s) and "
+                       "%d episode(s); first: %s: %s", len(pairs), skip.records, skip.episodes, *pairs[0])
+    if not entries:
+        raise DataError(files[0] if len(files) == 1 else f"{len(files)} files ({files[0]}, ...)", _why_empty(
+            read, len(pairs), split, subsplit, pairs))
+    return EpisodeDataset(entries, pairs, [str(f) for f in files], lost_records=skip.records, lost_episodes=skip.episodes)
+
+
+def _why_empty(read: int, n_skipped: int, split: str | None, subsplit: str | None, pairs) -> str:
+    """Why a load found no episodes: nothing read, everything skipped, or the filter."""
+    if read == 0:
+        why = f"no episodes: 0 read, {n_skipped} skipped"
+        return why + (f" (first: {pairs[0][0]}: {pairs[0][1]})" if pairs else "")
+    wanted = " and ".join(f"{k} {v!r}" for k, v in (("split", split), ("subsplit", subsplit)) if v is not None)
+    return f"no episodes: {read} read, none in {wanted or 'the files (all duplicates)'}"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from guienv.errors import DataError
 from guienv.io import resolve_inside
 from guienv.types import Episode
 from tasks.androidcontrol.actions import action_from_androidcontrol, action_to_androidcontrol
-from tasks.androidcontrol.common import OnError, file_step, resolve_image, write_image
+from tasks.androidcontrol.common import file_step, resolve_image, write_image
 
 _UI_R1_NAME = re.compile(r"episode_([^/\\]+?)-screenshot_(\d+)\.\w+$")
 
@@ -57,15 +57,17 @@ def _ui_r1_key(rec: Mapping[str, Any], idx: int, stem: str) -> tuple[str, int]:
     return f"{stem}[{idx}]", 0
 
 
-def parse_ui_r1_records(records: list[tuple[int, Any]], *, path: str, root: Path, on_error: OnError, skipped: list) -> list[Episode]:
+def parse_ui_r1_records(
+    records: list[tuple[int, Any]], *, path: str, root: Path, skip: Callable[..., None]
+) -> list[Episode]:
+    """The episodes of a file's UI-R1 step records. A bad record costs its whole episode, so
+    ``skip(error, records=, episodes=)`` (raising or collecting) is told how many steps went."""
     stem = Path(path).name
     groups: dict[str, list[tuple[int, int, Mapping]]] = {}
     for idx, rec in records:
         if not isinstance(rec, Mapping):
-            e = DataError(path, f"a UI-R1 record is a JSON object, got {type(rec).__name__}", record=idx)
-            if on_error == "raise":
-                raise e
-            skipped.append(e)
+            # no episode key to group it by: one record lost, its episode (if any) loads without it
+            skip(DataError(path, f"a UI-R1 record is a JSON object, got {type(rec).__name__}", record=idx), episodes=0)
             continue
         eid, order = _ui_r1_key(rec, idx, stem)
         groups.setdefault(eid, []).append((order, idx, rec))
@@ -90,9 +92,10 @@ def parse_ui_r1_records(records: list[tuple[int, Any]], *, path: str, root: Path
                 steps.append(file_step(image, action, dict(rec["gt"]), task, (), where))
                 orders.append(order)
         except DataError as e:
-            if on_error == "raise":
-                raise
-            skipped.append(e)
+            lost = DataError(e.path, f"{e.detail} (episode {eid} dropped: all {len(items)} records of it)",
+                             record=e.record, field=e.field)
+            lost.__cause__ = e
+            skip(lost, records=len(items), episodes=1)
             continue
         episodes.append(Episode(id=eid, goal=goal, steps=tuple(steps),
                                 extra={"source": path, "format": "ui-r1", "step_indices": tuple(orders)}))

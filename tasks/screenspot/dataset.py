@@ -46,15 +46,17 @@ class GroundingDataset(Sequence):
 
 def _discover(root: Path, fmt: str) -> list[tuple[Path, str]]:
     """Annotation files in a ScreenSpot directory, with their formats."""
+    # Only files: a directory named like an annotation file (a backup, an unpacked archive) is not one.
+    jsons = sorted(p for p in root.glob("*.json") if p.is_file())
     found: dict[str, list[Path]] = {
-        "v1": sorted(p for p in root.glob("*.json") if V1_NAME.match(p.name)),
-        "v2": sorted(p for p in root.glob("*.json") if V2_NAME.match(p.name)),
-        "pro": sorted((root / "annotations").glob("*.json")),
+        "v1": [p for p in jsons if V1_NAME.match(p.name)],
+        "v2": [p for p in jsons if V2_NAME.match(p.name)],
+        "pro": sorted(p for p in (root / "annotations").glob("*.json") if p.is_file()),
         "parquet": sorted(p for p in root.rglob("*.parquet") if p.is_file()),
     }
     if fmt != "auto":
         if fmt == "gui-g1":
-            return [(p, fmt) for p in sorted(root.glob("*.json"))]
+            return [(p, fmt) for p in jsons]
         if not found.get(fmt):
             raise DataError(root, f"no {fmt} files found in this directory")
         return [(p, fmt) for p in found[fmt]]
@@ -63,7 +65,7 @@ def _discover(root: Path, fmt: str) -> list[tuple[Path, str]]:
         raise DataError(root, f"directory holds several ScreenSpot formats ({', '.join(kinds)}); pass fmt=")
     if kinds:
         return [(p, kinds[0]) for p in found[kinds[0]]]
-    others = sorted(root.glob("*.json"))
+    others = jsons
     if not others:
         raise DataError(root, "no ScreenSpot annotation files (.json or .parquet) found in this directory")
     return [(p, "auto") for p in others]

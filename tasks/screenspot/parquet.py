@@ -51,7 +51,9 @@ def load_parquet_file(file: Path, image_dir: Path | None, bbox_format: str, erro
     out: list[GroundingSample] = []
     index = 0
     try:
-        pf = pq.ParquetFile(file)
+        # Page CRCs are checked where the writer stored them (guienv always does); files without them
+        # read as before.
+        pf = pq.ParquetFile(file, page_checksum_verification=True)
         names = set(pf.schema_arrow.names)
         missing = [c for c in ("instruction", "bbox") if c not in names]
         if missing:
@@ -86,7 +88,8 @@ def write_screenspot_parquet(
 
     Columns: ``id, file_name, image {bytes, path}, instruction, bbox, img_size, data_type,
     data_source, platform, split``; ``bbox`` is xyxy, normalized to [0, 1] when ``normalized``. The
-    box convention is also recorded in the schema metadata (key ``guienv``) for the reader.
+    box convention is also recorded in the schema metadata (key ``guienv``) for the reader. Every
+    page carries a CRC32 checksum, which :func:`load_screenspot` verifies.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -124,7 +127,8 @@ def write_screenspot_parquet(
             "data_type": s.data_type, "data_source": s.source, "platform": s.platform, "split": s.split,
         }
 
-    with pq.ParquetWriter(out, schema) as writer:
+    # Page checksums: a flipped byte in a page is then a read error, not a silently changed value.
+    with pq.ParquetWriter(out, schema, write_page_checksum=True) as writer:
         batch: list[dict] = []
         for s in samples:
             batch.append(row(s))

@@ -96,7 +96,17 @@ def _bbox(value: Any, convention: str, size: tuple[int, int], err: Callable[[str
                 raise err(f"normalized bbox values must lie in [0, 1], got {nums}")
             w, h = size
             box = (box[0] * w, box[1] * h, box[2] * w, box[3] * h)
+    # Checked after the conversion: x + w of two finite huge numbers can be inf.
+    if not all(math.isfinite(v) for v in box):
+        raise err(f"bbox must be finite after conversion to [x1, y1, x2, y2], got {nums} -> {list(box)}")
+    w, h = size
+    if box[0] > w or box[1] > h or box[2] < 0 or box[3] < 0:
+        raise err(f"bbox {[_num(v) for v in box]} lies entirely outside the image (0, 0, {w}, {h})")
     return box
+
+
+def _num(v: float) -> float | int:
+    return int(v) if v.is_integer() else v
 
 
 def _size(value: Any, err: Callable[[str], DataError]) -> tuple[int, int]:
