@@ -92,14 +92,14 @@ import ast
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from guienv.actions import Action, ActionType
-from guienv.frames import Frame
+from guienv.actions import Action, ActionType, from_space
+from guienv.frames import Frame, Screen
 
-__all__ = ["MAX_CHARS", "MAX_COORD", "ParseResult", "parse_action", "parse_action_detailed"]
+__all__ = ["MAX_CHARS", "MAX_COORD", "ParseResult", "as_action", "parse_action", "parse_action_detailed", "read_action"]
 
 MAX_CHARS = 65536  # characters of model output read at most
 MAX_COORD = 1e9  # |coordinate| above this is junk, whatever the frame
@@ -931,3 +931,43 @@ def parse_action(text: Any, *, frame: Frame | str = Frame.PIXEL) -> Action:
     """The action in a model output (``Action.invalid(reason)`` when there is none); never raises
     on ``text``. Coordinates are labelled with ``frame``. See :func:`parse_action_detailed`."""
     return parse_action_detailed(text, frame=frame).action
+
+
+# -- the one text-to-action path --------------------------------------------------------------
+def as_action(action: Any, *, frame: Frame | str = Frame.PIXEL) -> Action:
+    """Accept what ``env.step`` may receive: an :class:`Action`, a sample of
+    :func:`guienv.actions.action_space` (normalized frame), guienv action JSON (a dict with a string
+    ``type``; its ``frame`` field wins), or raw model text (parsed with :func:`parse_action`, its
+    coordinates labelled ``frame``). Never raises on ``action``: bad input becomes ``invalid``."""
+    if isinstance(action, Action):
+        return action
+    if isinstance(action, str):
+        return parse_action(action, frame=frame)
+    if isinstance(action, Mapping):
+        try:
+            if isinstance(action.get("type"), str):
+                return Action.from_dict(action)
+            return from_space(action)
+        except (KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
+            return Action.invalid(f"bad action dict: {exc}")
+    return Action.invalid(f"cannot interpret {type(action).__name__} as an action")
+
+
+def read_action(output: Any, screen: Screen, frame: Frame | str = Frame.PIXEL) -> Action:
+    """``output`` (model text, an :class:`Action`, action JSON or a space sample) as a **pixel**
+    action on ``screen``; never raises on ``output``.
+
+    Text is read with :func:`parse_action`, its coordinates labelled ``frame`` (the frame the model
+    answers in; ``resized`` uses ``screen.resize``); other inputs carry their own frame (see
+    :func:`as_action`). Any failure -- unreadable text, a conversion error (a frame the screen
+    can't have, an overflow), non-finite pixels -- gives ``Action.invalid(reason)``. An unknown
+    ``frame`` name is a caller bug and raises ``ValueError``."""
+    frame = Frame(frame)
+    action = as_action(output, frame=frame)
+    if not action.is_valid or action.frame is Frame.PIXEL:
+        return action
+    try:
+        # to_frame re-validates the converted action (finite numbers, ordered box)
+        return action.to_frame(Frame.PIXEL, screen)
+    except (ValueError, TypeError, ArithmeticError) as exc:  # ArithmeticError: overflow, division by zero
+        return Action.invalid(f"cannot convert the {action.frame.value} action to pixels: {exc}")

@@ -39,6 +39,7 @@ import yaml
 
 from guienv.actions import Action, ActionType
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.parsing import read_action
 from guienv.types import GroundingSample, Step
 from rewards.action_match import PROTOCOLS, match_step
 from rewards.format import FormatSpec, answer_text, format_reward
@@ -308,15 +309,8 @@ class CompositeReward:
 
     def parse(self, completion: str, target: Target) -> Action:
         """The completion's action in the target's pixel frame (``invalid`` if unusable)."""
-        from guienv.parsing import parse_action
-
-        action = parse_action(answer_text(completion, self.config.answer_tag), frame=self._frame)
-        if not action.is_valid:
-            return action
-        try:
-            return action.to_frame(Frame.PIXEL, Screen(int(target.width), int(target.height), self._resize))
-        except (ValueError, TypeError) as exc:
-            return Action.invalid(f"cannot convert to pixels: {exc}")
+        screen = Screen(int(target.width), int(target.height), self._resize)
+        return read_action(answer_text(completion, self.config.answer_tag), screen, self._frame)
 
     def __call__(self, completion: str, target: Target) -> CompositeResult:
         text = completion if isinstance(completion, str) else ""

@@ -60,6 +60,7 @@ import numpy as np
 from guienv.actions import Action, ActionType, Box4, Point
 from guienv.frames import Frame, Resize, Screen
 from guienv.geometry import point_in_box
+from guienv.parsing import read_action
 
 if TYPE_CHECKING:
     from guienv.types import GroundingSample
@@ -397,18 +398,8 @@ def difficulty_weights(samples: Iterable[GroundingSample] | Any, sizes: Any = No
 
 # -- model text -> reward ---------------------------------------------------------------------
 def _pixel_action(text_or_action: Any, sample: GroundingSample, frame: Frame | str, resize: Resize) -> Action:
-    if isinstance(text_or_action, Action):
-        action = text_or_action
-    else:
-        from guienv.parsing import parse_action
-
-        action = parse_action(str(text_or_action), frame=Frame(frame))
-    if not action.is_valid:
-        return action
-    try:
-        return action.to_frame(Frame.PIXEL, Screen(int(sample.width), int(sample.height), resize))
-    except (ValueError, TypeError) as exc:
-        return Action.invalid(f"cannot convert to pixels: {exc}")
+    output = text_or_action if isinstance(text_or_action, Action) else str(text_or_action)
+    return read_action(output, Screen(int(sample.width), int(sample.height), resize), frame)
 
 
 def predicted_box(action: Action) -> Box4 | None:

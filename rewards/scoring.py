@@ -38,6 +38,7 @@ from guienv.actions import Action, ActionType
 from guienv.errors import DataError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.geometry import point_in_box
+from guienv.parsing import parse_action, read_action
 from rewards.action_match import PROTOCOLS, StepVerdict, match_step
 from rewards.metrics import GroundingRecord, StepRecord, androidcontrol_metrics, screenspot_metrics
 
@@ -95,19 +96,12 @@ def _prediction(obj: Mapping[str, Any], path: Path, no: int, default_frame: Fram
             except ValueError as exc:
                 raise DataError(path, f"unknown frame {obj['frame']!r}; known: {[f.value for f in Frame]}",
                                 record=f"line {no}", field="frame") from exc
-        from guienv.parsing import parse_action
-
         return parse_action(text, frame=frame)
     raise DataError(path, "needs an 'action' (guienv action JSON) or a 'text' (model output) field", record=f"line {no}")
 
 
 def _to_pixel(action: Action, width: int, height: int, resize: Resize) -> Action:
-    if not action.is_valid:
-        return action
-    try:
-        return action.to_frame(Frame.PIXEL, Screen(int(width), int(height), resize))
-    except (ValueError, TypeError, ZeroDivisionError) as exc:
-        return Action.invalid(f"cannot convert to pixels: {exc}")
+    return read_action(action, Screen(int(width), int(height), resize))
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

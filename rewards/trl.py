@@ -32,6 +32,7 @@ import numpy as np
 
 from guienv.actions import Action
 from guienv.frames import Frame, Resize, Screen
+from guienv.parsing import read_action
 from guienv.types import GroundingSample, ImageRef, Step
 from rewards.composite import CompositeConfig, CompositeReward
 from rewards.grounding import (
@@ -87,16 +88,6 @@ def _sizes(kwargs: Mapping[str, Any], size_key: str, n: int) -> list[tuple[int, 
     raise KeyError(f"reward function needs the image size: a {size_key!r} column or 'width' and 'height'")
 
 
-def _parse(text: str, frame: Frame, screen: Screen) -> Action:
-    from guienv.parsing import parse_action
-
-    action = parse_action(text, frame=frame)
-    if not action.is_valid:
-        return action
-    try:
-        return action.to_frame(Frame.PIXEL, screen)
-    except (ValueError, TypeError) as exc:
-        return Action.invalid(f"cannot convert to pixels: {exc}")
 
 
 def grounding_reward_func(
@@ -130,7 +121,7 @@ def grounding_reward_func(
         frames = [Frame(f) if f else default_frame for f in kwargs.get(frame_key, [None] * n)] if frame_key in kwargs else [default_frame] * n
         preds = np.full((n, 4), np.nan)
         for i, c in enumerate(completions):
-            action = _parse(completion_text(c), frames[i], Screen(sizes[i][0], sizes[i][1], resize))
+            action = read_action(completion_text(c), Screen(sizes[i][0], sizes[i][1], resize), frames[i])
             box = predicted_box(action) if action.is_valid else None
             if box is not None:
                 preds[i] = box

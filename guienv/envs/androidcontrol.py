@@ -36,8 +36,9 @@ import numpy as np
 from gymnasium import spaces
 from PIL import Image, ImageDraw
 
-from guienv.actions import Action, ActionType, action_space, as_action
+from guienv.actions import Action, ActionType, action_space
 from guienv.frames import Frame, Screen
+from guienv.parsing import read_action
 from guienv.spaces import AnyText, Screenshot
 from guienv.types import Episode, Step
 from rewards.action_match import PROTOCOLS, StepVerdict, match_step
@@ -186,12 +187,8 @@ class AndroidControlEnv(gym.Env):
         if self._episode is None or self._done:
             raise RuntimeError("the episode is over: call reset()")
         step = self.current_step
-        pred = as_action(action)
-        if pred.is_valid:
-            try:
-                pred = pred.to_frame(Frame.PIXEL, Screen(step.width, step.height))
-            except ValueError as exc:  # e.g. a resized frame the screen cannot have
-                pred = Action.invalid(f"cannot convert to pixels: {exc}")
+        # model text is read in text_frame, the frame the history is written in
+        pred = read_action(action, Screen(step.width, step.height), self.text_frame)
         verdict = match_step(pred, step, self.protocol)
         judged = self._t
         self._results.append(bool(verdict.exact_match))

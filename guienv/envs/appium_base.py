@@ -41,8 +41,9 @@ import numpy as np
 from gymnasium import spaces
 from PIL import Image
 
-from guienv.actions import Action, ActionType, action_space, as_action, scroll_to_swipe
+from guienv.actions import Action, ActionType, action_space, scroll_to_swipe
 from guienv.frames import Frame, Screen
+from guienv.parsing import as_action
 from guienv.spaces import AnyText, Screenshot
 from guienv.types import UIElement
 

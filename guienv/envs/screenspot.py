@@ -23,11 +23,11 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from guienv.actions import Action, ActionType, action_space, as_action
+from guienv.actions import ActionType, action_space
 from guienv.errors import DataError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.geometry import point_in_box
-from guienv.parsing import parse_action
+from guienv.parsing import read_action
 from guienv.spaces import AnyText, Screenshot
 from guienv.types import GroundingSample
 from tasks.screenspot import GroundingDataset, load_screenspot
@@ -129,15 +129,9 @@ class ScreenSpotEnv(gym.Env):
     def step(self, action: Any):
         if self._sample is None or self._done:
             raise RuntimeError("ScreenSpotEnv: call reset() before step(); each episode is one step")
-        # Model text carries no frame: label its numbers with text_frame (guienv JSON's own wins).
-        a = parse_action(action, frame=self.text_frame) if isinstance(action, str) else as_action(action)
-        point = None
-        if a.type in _GROUNDING_TYPES:
-            try:
-                a = a.to_frame(Frame.PIXEL, self._screen)
-                point = a.target
-            except (ValueError, OverflowError) as exc:  # e.g. a huge number overflowing to inf
-                a = Action.invalid(f"cannot convert the prediction to pixels: {exc}")
+        # Model text carries no frame: its numbers are in text_frame (guienv JSON's own wins).
+        a = read_action(action, self._screen, self.text_frame)
+        point = a.target if a.type in _GROUNDING_TYPES else None
         correct = point_in_box(point, self._sample.box)
         self._pred, self._done = point, True
         info = self._fresh_info()

@@ -34,9 +34,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from guienv.actions import Action, ActionType, action_space, as_action
+from guienv.actions import Action, ActionType, action_space
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.geometry import point_in_box
+from guienv.parsing import read_action
 from guienv.spaces import AnyText
 from guienv.types import UIElement
 from tasks.synthapp import SynthConfig, SynthScreen, as_config, generate_screen
@@ -130,13 +131,7 @@ class SynthAppEnv(gym.Env):
     def step(self, action: Any):
         if self._done:
             raise RuntimeError("SynthAppEnv: call reset() before step() (the episode is over)")
-        a = as_action(action)
-        if isinstance(action, str) and a.frame is Frame.PIXEL and self.text_frame is not Frame.PIXEL:
-            a = dataclasses.replace(a, frame=self.text_frame)  # parsers report text coordinates as pixels
-        try:
-            a = a.to_frame(Frame.PIXEL, self.screen)
-        except (ValueError, OverflowError) as exc:
-            a = Action.invalid(f"cannot convert the action to pixels: {exc}")
+        a = read_action(action, self.screen, self.text_frame)
         self._t += 1
         self._last_point = a.target
         if self.mode == "grounding":
