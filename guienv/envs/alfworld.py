@@ -46,7 +46,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from guienv.errors import DataError
+from guienv.envs.options import int_option, reset_options
+from guienv.errors import DataError, MissingDependency
 from guienv.spaces import AnyText
 
 INSTALL_HINT = "ALFWorld needs the alfworld package: pip install alfworld (it brings textworld[pddl])"
@@ -78,7 +79,7 @@ def _require_alfworld():
         import textworld  # noqa: F401
         import textworld.gym  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(INSTALL_HINT) from exc
+        raise MissingDependency(INSTALL_HINT) from exc
 
 
 def problem_agents(problem: str) -> list[str]:
@@ -364,14 +365,8 @@ class ALFWorldEnv(gym.Env):
     # -- gym API
     def reset(self, *, seed: int | None = None, options: Mapping[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        if "index" in options:
-            i = int(options["index"])
-            if not 0 <= i < len(self.game_files):
-                raise IndexError(f"game index {i} out of range (0..{len(self.game_files) - 1})")
-            self._index = i
-        else:
-            self._index = int(self.np_random.integers(len(self.game_files)))
+        i = int_option(reset_options(options), "index", 0, len(self.game_files))
+        self._index = int(self.np_random.integers(len(self.game_files))) if i is None else i
         self._reset_state()
         obs, infos = self._engine(self._index).reset()
         self._absorb(obs, infos)

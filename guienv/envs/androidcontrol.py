@@ -37,6 +37,8 @@ from gymnasium import spaces
 from PIL import Image, ImageDraw
 
 from guienv.actions import Action, ActionType, action_space
+from guienv.envs.options import int_option, reset_options
+from guienv.errors import EnvProtocolError, ResetOptionError
 from guienv.frames import Frame, Screen
 from guienv.parsing import read_action
 from guienv.spaces import AnyText, Screenshot
@@ -129,7 +131,7 @@ class AndroidControlEnv(gym.Env):
     @property
     def current_step(self) -> Step:
         if self._episode is None:
-            raise RuntimeError("call reset() first")
+            raise EnvProtocolError("call reset() first")
         return self._episode.steps[self._t]
 
     def _text(self, action: Action, step: Step) -> str:
@@ -165,16 +167,13 @@ class AndroidControlEnv(gym.Env):
     # -- Gymnasium API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        if "index" in options:
-            index = int(options["index"])
-            if not 0 <= index < len(self.dataset):
-                raise ValueError(f"index {index} out of range for {len(self.dataset)} episodes")
-        elif "episode_id" in options:
+        options = reset_options(options)
+        index = int_option(options, "index", 0, len(self.dataset))
+        if index is None and "episode_id" in options:
             if not isinstance(self.dataset, EpisodeDataset):
-                raise ValueError("options={'episode_id': ...} needs an EpisodeDataset")
+                raise ResetOptionError("options={'episode_id': ...} needs an EpisodeDataset")
             index = self.dataset.index_of(options["episode_id"])
-        else:
+        if index is None:
             index = int(self.np_random.integers(len(self.dataset)))
         episode = self.dataset[index]
         if not episode.steps:
@@ -185,7 +184,7 @@ class AndroidControlEnv(gym.Env):
 
     def step(self, action: Any):
         if self._episode is None or self._done:
-            raise RuntimeError("the episode is over: call reset()")
+            raise EnvProtocolError("the episode is over: call reset()")
         step = self.current_step
         # model text is read in text_frame, the frame the history is written in
         pred = read_action(action, Screen(step.width, step.height), self.text_frame)

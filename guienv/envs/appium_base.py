@@ -42,6 +42,7 @@ from gymnasium import spaces
 from PIL import Image
 
 from guienv.actions import Action, ActionType, action_space, scroll_to_swipe
+from guienv.errors import EnvProtocolError, MissingDependency
 from guienv.frames import Frame, Screen
 from guienv.parsing import as_action
 from guienv.spaces import AnyText, Screenshot
@@ -409,7 +410,7 @@ class AppiumEnv(gym.Env):
     def plan(self, action: Action) -> list[Command]:
         """Device commands for ``action`` (any frame; needs a captured viewport)."""
         if self.viewport is None:
-            raise RuntimeError("plan() needs an observation first: call reset()")
+            raise EnvProtocolError("plan() needs an observation first: call reset()")
         action = action.to_frame(Frame.PIXEL, self.viewport.screen)
         cmds = plan_pointer(action, self.viewport, self.config)
         return cmds if cmds is not None else self.plan_platform(action, self.viewport)
@@ -444,8 +445,13 @@ class AppiumEnv(gym.Env):
 
     def new_driver(self) -> Any:
         """Start a session (overridable; the Android tests swap in a labelled fake)."""
-        from appium import webdriver
-        from appium.options.common import AppiumOptions
+        try:
+            from appium import webdriver
+            from appium.options.common import AppiumOptions
+        except ImportError as exc:
+            raise MissingDependency(
+                "Appium envs need the Appium Python client: pip install Appium-Python-Client (emulator/install.sh)"
+            ) from exc
 
         options = AppiumOptions().load_capabilities(self.capabilities())
         driver = webdriver.Remote(

@@ -37,6 +37,7 @@ import numpy as np
 from gymnasium import spaces
 
 from guienv.actions import Action, ActionType
+from guienv.envs.options import int_option, reset_options
 from guienv.spaces import AnyText
 from tasks.mdp_specs import BUILDERS, MDPArrays, MDPSpec, build, load_specs, spec_from_dict
 
@@ -326,14 +327,8 @@ class MDPEnv(gym.Env):
     # -- gym API
     def reset(self, *, seed: int | None = None, options: Mapping[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        if "index" in options:
-            i = int(options["index"])
-            if not 0 <= i < len(self.specs):
-                raise IndexError(f"task index {i} out of range (0..{len(self.specs) - 1})")
-            self._task = i
-        else:
-            self._task = int(self.np_random.integers(len(self.specs)))
+        i = int_option(reset_options(options), "index", 0, len(self.specs))
+        self._task = int(self.np_random.integers(len(self.specs))) if i is None else i
         m = self.arrays[self._task]
         self._state = int(self.np_random.choice(len(m.start), p=m.start))
         self._t = 0

@@ -24,7 +24,8 @@ import gymnasium as gym
 import numpy as np
 
 from guienv.actions import ActionType, action_space
-from guienv.errors import DataError
+from guienv.envs.options import int_option, reset_options
+from guienv.errors import DataError, EnvProtocolError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.geometry import point_in_box
 from guienv.parsing import read_action
@@ -87,12 +88,8 @@ class ScreenSpotEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         n = len(self.dataset)
-        if options and options.get("index") is not None:
-            index = options["index"]
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
-                raise IndexError(f"options['index'] must be an int in [0, {n}), got {index!r}")
-            index = int(index)
-        else:
+        index = int_option(reset_options(options), "index", 0, n)
+        if index is None:
             index = int(self.np_random.integers(n))
         s = self.dataset[index]
         # Consecutive samples often share a screenshot (several instructions per screen): a hit
@@ -128,7 +125,7 @@ class ScreenSpotEnv(gym.Env):
 
     def step(self, action: Any):
         if self._sample is None or self._done:
-            raise RuntimeError("ScreenSpotEnv: call reset() before step(); each episode is one step")
+            raise EnvProtocolError("ScreenSpotEnv: call reset() before step(); each episode is one step")
         # Model text carries no frame: its numbers are in text_frame (guienv JSON's own wins).
         a = read_action(action, self._screen, self.text_frame)
         point = a.target if a.type in _GROUNDING_TYPES else None

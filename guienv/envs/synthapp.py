@@ -35,6 +35,8 @@ import gymnasium as gym
 import numpy as np
 
 from guienv.actions import Action, ActionType, action_space
+from guienv.envs.options import int_option, reset_options
+from guienv.errors import EnvProtocolError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.geometry import point_in_box
 from guienv.parsing import read_action
@@ -46,16 +48,6 @@ from tasks.synthapp_app import AppState, AppTask, make_app_task
 MODES = ("app", "grounding")
 _GROUNDING_TYPES = (ActionType.CLICK, ActionType.LONG_PRESS, ActionType.BOX)
 _OPTIONS = {"index", "task_seed", "steps"}
-
-
-def _int_option(options: Mapping[str, Any], key: str, low: int, high: int | None = None) -> int | None:
-    v = options.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low or (high is not None and v > high):
-        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"options[{key!r}] must be an integer {rng}, got {v!r}")
-    return int(v)
 
 
 class SynthAppEnv(gym.Env):
@@ -107,13 +99,10 @@ class SynthAppEnv(gym.Env):
     # -- episode ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; known: {sorted(_OPTIONS)}")
-        task_seed = _int_option(options, "task_seed", 0)
-        index = _int_option(options, "index", 0)
-        steps = _int_option(options, "steps", 1, 32)
+        options = reset_options(options, _OPTIONS)
+        task_seed = int_option(options, "task_seed", 0)
+        index = int_option(options, "index", 0)
+        steps = int_option(options, "steps", 1, 33)
         if index is None:
             index = 0 if task_seed is not None else int(self.np_random.integers(2**31 - 1))
         self._seed = self.config.seed if task_seed is None else task_seed
@@ -130,7 +119,7 @@ class SynthAppEnv(gym.Env):
 
     def step(self, action: Any):
         if self._done:
-            raise RuntimeError("SynthAppEnv: call reset() before step() (the episode is over)")
+            raise EnvProtocolError("SynthAppEnv: call reset() before step() (the episode is over)")
         a = read_action(action, self.screen, self.text_frame)
         self._t += 1
         self._last_point = a.target

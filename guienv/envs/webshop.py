@@ -34,6 +34,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from guienv.envs.options import int_option, reset_options
+from guienv.errors import MissingDependency
 from guienv.spaces import AnyText
 
 SEP = " [SEP] "
@@ -253,7 +255,7 @@ def _import_text_env() -> Any:
     try:
         from web_agent_site.envs.web_agent_text_env import WebAgentTextEnv
     except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+        raise MissingDependency(INSTALL_HINT) from exc
     return WebAgentTextEnv
 
 
@@ -307,8 +309,8 @@ class WebShopEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: Mapping[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        idx = int(options["index"]) if "index" in options else int(self.np_random.integers(self.n_sessions))
+        idx = int_option(reset_options(options), "index", 0)
+        idx = int(self.np_random.integers(self.n_sessions)) if idx is None else idx
         obs, _ = self.text_env.reset(session=idx)
         self._obs, self._t, self._done = obs, 0, False
         self._avail = dict(self.text_env.get_available_actions())
