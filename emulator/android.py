@@ -1,4 +1,6 @@
-"""Android emulator / AVD lifecycle, as android_world and AndroidEnv run it (REFERENCE.md section 10).
+"""Android emulator / AVD lifecycle, as android_world and AndroidEnv run it
+(google-research/android_world ``README.md``; Android
+emulator command-line docs, https://developer.android.com/studio/run/emulator-commandline).
 
 Every command is an argv list built by a pure function (``create_avd_argv``, ``boot_argv``,
 ``boot_completed_argv``, ...), and runs through one :class:`Runner`: the real

@@ -1,7 +1,9 @@
 """The grounding action space: one typed action model every env, agent and reward speaks.
 
 An :class:`Action` is immutable and carries the coordinate :class:`~guienv.frames.Frame` of its
-``point``/``end``/``box``. Conventions (REFERENCE.md sections 1, 6 and 10):
+``point``/``end``/``box``. Conventions (coordinate frames: Qwen2.5-VL technical report, arXiv
+2502.13923; scroll as the content direction: AndroidControl, Li et al. 2024, arXiv 2406.03679;
+finger swipes: Appium UiAutomator2 driver ``mobile: swipeGesture``):
 
 * ``click``/``long_press``: ``point``.
 * ``swipe``: the **finger** path ``point -> end`` (optionally only ``direction``, the finger's).

@@ -5,7 +5,7 @@ It never raises on the text: anything it cannot read becomes ``Action.invalid(re
 ``parse_action_detailed`` also reports which format matched and the extracted think/answer text.
 
 Coordinates are labelled with the caller's ``frame`` (the caller knows the model family,
-REFERENCE.md section 1: Qwen2.5-VL -> ``resized``, Qwen2-VL / UI-TARS-1.0 / OS-Atlas -> ``grid1000``,
+see :mod:`guienv.frames`: Qwen2.5-VL -> ``resized``, Qwen2-VL / UI-TARS-1.0 / OS-Atlas -> ``grid1000``,
 absolute screenshot pixels -> ``pixel``); numbers are never rescaled here. Actions without
 coordinates (type, open_app, back, finish, ...) keep the default pixel frame whatever ``frame`` is,
 so they compare equal to the same action from any other source.
@@ -53,7 +53,7 @@ Decisions (documented because published code differs):
   tuples (``bare_point``/``bare_box``) are only used when no structured form yields a valid action
   (prose like "the icon at (12, 40)" must not beat a JSON action written after it). Lists of
   actions give their first valid element.
-* **Scroll directions** are the content direction of AndroidControl (REFERENCE.md section 6:
+* **Scroll directions** are the content direction of AndroidControl (arXiv 2406.03679;
   "scroll down" shows what is below; the finger moves up). UI-TARS' ``scroll(direction=...)`` is
   read the same way (its prompt: "Show more information on the `direction` side"), and so is
   the mouse wheel of ``computer_use`` (``pixels > 0`` scrolls up, ``< 0`` down; ``hscroll``:

@@ -1,6 +1,6 @@
 """Composite rewards: a weighted sum of named reward terms, configured by a dataclass (or YAML).
 
-Published recipes, available as :data:`PRESETS` (REFERENCE.md sections 2-3):
+Published recipes, available as :data:`PRESETS` (each cited below):
 
 * ``gui-g1``: GUI-G1 (arXiv 2505.15810), ``R_hit + 0.25 R_iou + 0.125 R_box`` on the predicted box
   (one ``gui_g1`` term; its inner weights are parameters).

@@ -1,4 +1,4 @@
-"""Format rewards: is the completion shaped the way the prompt asked? (REFERENCE.md section 3)
+"""Format rewards: is the completion shaped the way the prompt asked? (GUI-R1, Luo et al., arXiv 2504.10458)
 
 R1-style GUI RL recipes (GUI-R1, UI-R1, InfiGUI-R1, UI-S1) add a small 0/1 format term to the
 task reward: the completion must carry the required tags (``<think>...</think>`` then

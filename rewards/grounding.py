@@ -1,4 +1,4 @@
-"""Grounding rewards (REFERENCE.md sections 2-3).
+"""Grounding rewards: GUI-G1 (arXiv 2505.15810), GUI-G2 (arXiv 2507.15846), SE-GUI (arXiv 2505.12370).
 
 GUI-G1 (Zhou et al., "GUI-G1: Understanding R1-Zero-Like Training for Visual Grounding in GUI
 Agents", arXiv 2505.15810; code ``Yuqi-Zhou/GUI-G1``, ``src/open-r1-multimodal/src/open_r1/grpo_rec.py``)
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 
 IouConvention = Literal["continuous", "reference"]
 IOU_CONVENTIONS = ("continuous", "reference")
+_DEFAULT_RESIZE = Resize()  # frozen: one shared default is safe
 
 
 def _iou_floor(convention: str) -> float:
@@ -419,7 +420,7 @@ def grounding_reward(
     frame: Frame | str = Frame.PIXEL,
     weights: GroundingWeights = GroundingWeights(),
     *,
-    resize: Resize = Resize(),
+    resize: Resize = _DEFAULT_RESIZE,
     iou_convention: IouConvention = "continuous",
 ) -> GroundingReward:
     """GUI-G1 reward of raw model text (or an :class:`Action`) against a grounding sample.
@@ -440,7 +441,7 @@ def point_reward(
     sample: GroundingSample,
     frame: Frame | str = Frame.PIXEL,
     *,
-    resize: Resize = Resize(),
+    resize: Resize = _DEFAULT_RESIZE,
     sigma_scale: float = 0.5,
 ) -> PointReward:
     """Point rewards of raw model text (or an Action): its point, or its box's centre."""

@@ -48,6 +48,8 @@ RewardFunc = Callable[..., list[float]]
 GROUNDING_TERMS = ("total", "hit", "iou", "box", "gaussian", "se_gui")
 
 
+_DEFAULT_RESIZE = Resize()  # frozen: one shared default is safe
+_DEFAULT_WEIGHTS = GroundingWeights()
 def completion_text(completion: Any) -> str:
     """The text of one TRL completion: a string, or the last assistant message of a conversation."""
     if isinstance(completion, str):
@@ -94,9 +96,9 @@ def grounding_reward_func(
     term: str = "total",
     *,
     frame: Frame | str = Frame.PIXEL,
-    weights: GroundingWeights = GroundingWeights(),
+    weights: GroundingWeights = _DEFAULT_WEIGHTS,
     iou_convention: IouConvention = "continuous",
-    resize: Resize = Resize(),
+    resize: Resize = _DEFAULT_RESIZE,
     sigma_scale: float = 0.5,
     bbox_key: str = "bbox",
     size_key: str = "image_size",

@@ -51,7 +51,7 @@ from guienv.envs.android import (
     system_port_for,
     uiautomator2_capabilities,
 )
-from guienv.envs.appium_base import LaunchApp, Noop, PressKey, Swipe, SwipeGesture, Tap, TypeText, Viewport
+from guienv.envs.appium_commands import LaunchApp, Noop, PressKey, Swipe, SwipeGesture, Tap, TypeText, Viewport
 from guienv.errors import DataError
 from guienv.frames import Frame
 from tasks.android_tasks import TASKS, ForegroundIs, ScreenShows, SettingEquals

@@ -13,7 +13,7 @@ game ``alice``/``bob``/``charlie``) is turned into a single-agent one by keeping
 ``multi_agent=True`` the game runs as-is: the engine's commands carry an ``"alice : "`` prefix,
 the env shows the acting agent's commands without it and adds it back.
 
-Running (REFERENCE.md section 8): ``textworld.gym.register_game(path, EnvInfos(won=True,
+Running (ALFWorld, Shridhar et al., arXiv 2010.03768; alfworld/alfworld ``README.md``): ``textworld.gym.register_game(path, EnvInfos(won=True,
 admissible_commands=True, ...), wrappers=[AlfredDemangler()])``. Observation: the engine's text
 feedback (the welcome banner stripped); ``info`` holds ``task``, ``admissible_commands``, ``won``,
 ``invalid``, ``action`` (the command sent), ``prompt`` (verl-agent's ``<think>``/``<action>``

@@ -1,4 +1,5 @@
-"""Android through Appium's UiAutomator2 driver (``guienv/AppiumAndroid-v0``; REFERENCE.md section 10).
+"""Android through Appium's UiAutomator2 driver (``guienv/AppiumAndroid-v0``;
+capabilities and gestures as documented in appium/appium-uiautomator2-driver ``README.md``).
 
 Capabilities come from :class:`AndroidConfig` (:func:`uiautomator2_capabilities`):
 ``platformName: Android``, ``appium:automationName: UiAutomator2``, ``appium:udid`` (always set:
@@ -35,9 +36,9 @@ import numpy as np
 
 from emulator.android import MaintenanceCommand, validate_package
 from guienv.actions import OPPOSITE, Action, ActionType
-from guienv.envs.appium_base import (
+from guienv.envs.appium_base import AppiumEnv
+from guienv.envs.appium_commands import (
     AppiumConfig,
-    AppiumEnv,
     Command,
     LaunchApp,
     Noop,
@@ -45,9 +46,9 @@ from guienv.envs.appium_base import (
     SwipeGesture,
     TypeText,
     Viewport,
-    decode_png,
 )
 from guienv.errors import DataError
+from guienv.io import decode_image
 
 KEYCODES = {"home": 3, "back": 4, "enter": 66, "delete": 67}
 SYSTEM_PORT_RANGE = (8200, 8299)
@@ -173,10 +174,10 @@ def parse_bounds(value: str) -> tuple[int, int, int, int]:
     m = _BOUNDS.match(value or "")
     if not m:
         raise ValueError(f"bounds must look like [l,t][r,b], got {value!r}")
-    l, t, r, b = (int(v) for v in m.groups())
-    if r < l or b < t:
+    left, top, right, bottom = (int(v) for v in m.groups())
+    if right < left or bottom < top:
         raise ValueError(f"bounds {value!r} has right < left or bottom < top")
-    return l, t, r, b
+    return left, top, right, bottom
 
 
 def _flag(node: ET.Element, name: str) -> bool:
@@ -321,7 +322,7 @@ class AndroidEnv(AppiumEnv):
         argv = snapshot_load_argv(sdk, self.config.udid, self.config.snapshot_name)
         SubprocessRunner().run(argv, timeout=300).check()
 
-    def evaluate(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
+    def judge_step(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
         info: dict[str, Any] = {"task": self.task.name}
         last = action.type is ActionType.FINISH or self._steps >= min(self.config.max_steps, self.task.max_steps)
         if not last:
@@ -339,7 +340,7 @@ class AndroidEnv(AppiumEnv):
     # -- observation ---------------------------------------------------------------------------
     def capture(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
         source = self.driver.page_source
-        img = decode_png(self.driver.get_screenshot_as_png())
+        img = decode_image(self.driver.get_screenshot_as_png(), "screenshot")
         size = hierarchy_size(source)
         # UiAutomator2 screenshots are at device resolution; if not, scale by the hierarchy width.
         scale = img.shape[1] / size[0] if size and size[0] > 0 else 1.0
@@ -390,10 +391,3 @@ class AndroidEnv(AppiumEnv):
             self.driver.execute_script("mobile: type", {"text": text})
             return
         el.send_keys(text)
-
-
-def register_android_env() -> None:
-    import gymnasium as gym
-
-    if "guienv/AppiumAndroid-v0" not in gym.registry:
-        gym.register(id="guienv/AppiumAndroid-v0", entry_point="guienv.envs.android:AndroidEnv")

@@ -1,6 +1,6 @@
 """``guienv/AndroidControl-v0``: step along recorded AndroidControl trajectories.
 
-AndroidControl (Li et al. 2024, arXiv 2406.03679; REFERENCE.md section 6) is an offline benchmark:
+AndroidControl (Li et al. 2024, arXiv 2406.03679; google-research ``android_control/README.md``) is an offline benchmark:
 each step shows the recorded screen, the agent proposes an action, and the action is judged
 against the recorded one by ``rewards.action_match.match_step`` under a named ``protocol``
 (results are only comparable within one protocol). The episode then moves to the next *recorded*
@@ -12,6 +12,10 @@ Observation (``Dict``): ``screenshot`` (H x W x 3 uint8, any size), ``goal``, ``
 settings) and ``history``: earlier actions, one guienv action JSON object per line, in
 ``text_frame`` coordinates of their own screens; the recorded actions (``history="gt"``,
 the usual offline setting) or the agent's own (``history="agent"``).
+
+Actions may be an :class:`~guienv.actions.Action` in any frame, a space sample, guienv action JSON
+or model text; model text is read in ``text_frame`` (through :func:`guienv.parsing.read_action`),
+the frame the history is written in.
 
 Reward: 1.0 when the step's verdict is ``exact_match`` (type and arguments right), else 0.0.
 

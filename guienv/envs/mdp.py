@@ -306,15 +306,15 @@ class MDPEnv(gym.Env):
             "action": action,
         }
 
-    def parse_action(self, action: Any) -> int | None:
+    def read_command(self, action: Any) -> int | None:
         """Action index, or None if ``action`` names no action (never raises)."""
         if isinstance(action, (int, np.integer)) and not isinstance(action, bool):
             return int(action) if 0 <= int(action) < len(self.actions) else None
         if isinstance(action, np.ndarray) and action.shape == () and np.issubdtype(action.dtype, np.integer):
-            return self.parse_action(int(action))
+            return self.read_command(int(action))
         if isinstance(action, Action):
             if action.type is ActionType.TYPE and action.text is not None:
-                return self.parse_action(action.text)
+                return self.read_command(action.text)
             return None
         if isinstance(action, str):
             found = _ACTION_TAG.findall(action[:10000])
@@ -336,7 +336,7 @@ class MDPEnv(gym.Env):
 
     def step(self, action: Any):
         m = self.arrays[self._task]
-        a = self.parse_action(action)
+        a = self.read_command(action)
         reward = 0.0
         if a is not None and not m.terminal[self._state]:
             probs = m.P[self._state, a]
@@ -355,7 +355,7 @@ class MDPEnv(gym.Env):
         return render_text(f"{self.spec_.name}  t={self._t}\nobservation: {self._obs()}\nactions: {', '.join(self.actions)}")
 
     # -- exact quantities for this env's current task
-    def evaluate(self, pi: np.ndarray) -> ExactValues:
+    def policy_values(self, pi: np.ndarray) -> ExactValues:
         return evaluate_policy(self.arrays[self._task], pi)
 
     def policy_gradient(self, logits: np.ndarray) -> np.ndarray:

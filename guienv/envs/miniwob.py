@@ -2,7 +2,8 @@
 
 MiniWoB++ (Shi et al., 2017, "World of Bits"; Liu et al., 2018) task pages ship in the
 ``miniwob`` PyPI package under ``miniwob/html/miniwob/<task>.html`` and run offline from
-``file://`` URLs. As in the package's own Selenium envs (REFERENCE.md section 10), an episode is
+``file://`` URLs. As in the package's own Selenium envs (Farama-Foundation/miniwob-plusplus
+``miniwob/selenium_instance.py``), an episode is
 started with ``core.startEpisodeReal()`` after ``Math.seedrandom(seed)``; the reward is
 ``WOB_RAW_REWARD_GLOBAL`` (``reward="raw"``) or the time-decayed ``WOB_REWARD_GLOBAL``
 (``reward="decayed"``), read once ``WOB_DONE_GLOBAL`` is true; the instruction is the ``#query``
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from guienv.actions import Action
-from guienv.envs.appium_base import ChromiumConfig, ChromiumEnv, Command, Noop, PressKey
+from guienv.envs.appium_commands import Command, Noop, PressKey
+from guienv.envs.chromium import ChromiumConfig, ChromiumEnv
 from guienv.registration import miniwob_html_dir, miniwob_tasks, register_miniwob_envs  # noqa: F401
 
 TASK_WIDTH, TASK_HEIGHT = 160, 210  # MiniWoB's #wrap, CSS pixels
@@ -132,7 +134,7 @@ class MiniWoBEnv(ChromiumEnv):
         return [Noop(f"{c.key} has no effect in a MiniWoB task") if isinstance(c, PressKey) and c.key in ("back", "home") else c
                 for c in super().plan(action)]
 
-    def evaluate(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
+    def judge_step(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
         st = self.driver.execute_script(_STATE_JS)
         done = bool(st["done"])
         raw, decayed = float(st["raw"] or 0.0), float(st["decayed"] or 0.0)

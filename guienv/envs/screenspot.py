@@ -1,13 +1,13 @@
 """``guienv/ScreenSpot-v0``: one-step GUI grounding over a ScreenSpot-family dataset.
 
 Each episode is one sample: the observation is the screenshot and the instruction, the agent acts
-once, and the reward is ScreenSpot's metric (REFERENCE.md section 7; SeeClick, arXiv 2401.10935):
+once, and the reward is ScreenSpot's metric (SeeClick, Cheng et al., arXiv 2401.10935):
 1 if the action's point (or the centre of its box) lies inside the ground-truth box, else 0.
 Unparsable output is an ``invalid`` action and scores 0.
 
 Actions may be an :class:`~guienv.actions.Action` in any frame, a sample of
 :func:`guienv.actions.action_space` (normalized frame), guienv action JSON, or model text. Text is
-read in ``text_frame`` (REFERENCE.md section 1): ``pixel`` for Qwen2.5-VL answering on the original
+read in ``text_frame`` (see :mod:`guienv.frames`): ``pixel`` for Qwen2.5-VL answering on the original
 screenshot, ``resized`` for Qwen2.5-VL answering on its smart-resized input (``min_pixels`` /
 ``max_pixels`` define that frame), ``grid1000`` for Qwen2-VL / UI-TARS-1.0 / OS-Atlas,
 ``normalized`` for [0, 1] answers. Every prediction is converted to original pixels before the hit

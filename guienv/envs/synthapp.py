@@ -2,10 +2,10 @@
 
 Two modes over the generator in :mod:`tasks.synthapp`:
 
-* ``grounding``: ScreenSpot-style one-step grounding (SeeClick, arXiv 2401.10935; REFERENCE.md
-  section 7). The observation is a generated screen and an instruction naming one control by its
-  visible label or icon name; the agent acts once; reward 1 if the action's point (a box's centre)
-  lies inside the target's box (:func:`rewards.grounding.point_in_box`).
+* ``grounding``: ScreenSpot-style one-step grounding (SeeClick, arXiv 2401.10935). The observation
+  is a generated screen and an instruction naming one control by its visible label or icon name;
+  the agent acts once; reward 1 if the action's point (a box's centre) lies inside the target's box
+  (:func:`guienv.geometry.point_in_box`).
 * ``app``: a multi-screen app (tabs, list -> detail, toggles, a form, confirm dialogs). The goal
   needs exactly ``k`` actions; the screen follows the agent's actions; reward 1.0 when every goal
   predicate holds on the app state (the episode terminates), else 0; truncated after
@@ -22,7 +22,8 @@ action touches, or None), ``oracle_action`` (that action as guienv action JSON, 
 :class:`agents.baselines.OracleAgent` plays; ``finish`` when nothing is left to do, ``finish``
 ``infeasible`` if the agent deleted an item the goal needs), ``elements`` (number of UI elements on screen; the
 list is ``env.unwrapped.elements()``), ``task`` (a description), ``steps_left``, ``invalid`` and
-``success``. Model text is read in ``text_frame`` like :class:`guienv.envs.screenspot.ScreenSpotEnv`.
+``success``. Model text is read in ``text_frame`` (the frame of its coordinates) through
+:func:`guienv.parsing.read_action`, like :class:`guienv.envs.screenspot.ScreenSpotEnv`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``guienv/WebShop-v0``: WebShop's text environment (Yao et al. 2022) behind the guienv conventions.
 
 The real engine is ``princeton-nlp/WebShop`` (package ``web_agent_site``); it is not on PyPI in
-usable form and needs the product data and a search index (REFERENCE.md section 9). When
+usable form and needs the product data and a search index (WebShop, Yao et al., arXiv 2207.01206; princeton-nlp/WebShop ``README.md``). When
 ``web_agent_site`` is not importable, constructing the env raises an ``ImportError`` that says how
 to install it. Everything else here is plain text processing and works without it:
 
@@ -182,7 +182,7 @@ def format_available_actions(avail: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def parse_action(text: Any) -> tuple[str, str] | None:
+def parse_webshop_command(text: Any) -> tuple[str, str] | None:
     """``(kind, argument)`` from model text (first ``<action>`` block or the whole text), or None."""
     if not isinstance(text, str):
         return None
@@ -319,7 +319,7 @@ class WebShopEnv(gym.Env):
         return self._obs, self._info()
 
     def step(self, action: Any):
-        parsed = parse_action(action if isinstance(action, str) else getattr(action, "text", None))
+        parsed = parse_webshop_command(action if isinstance(action, str) else getattr(action, "text", None))
         valid, reason = check_action(parsed, self._avail) if not self._done else (False, "episode is over")
         reward, score, done = 0.0, None, False
         cmd = None
