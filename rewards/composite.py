@@ -38,6 +38,7 @@ from typing import Any, Union
 import yaml
 
 from guienv.actions import Action, ActionType
+from guienv.config import load_config, load_yaml
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.parsing import read_action
 from guienv.types import GroundingSample, Step
@@ -220,28 +221,17 @@ class CompositeConfig:
         Frame(self.frame)  # raises ValueError for an unknown frame
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CompositeConfig:
-        if not isinstance(data, Mapping):
-            raise ValueError(f"composite reward config must be a mapping, got {type(data).__name__}")
-        known = {"terms", "frame", "answer_tag", "min_pixels", "max_pixels"}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown composite reward config keys {sorted(unknown)}; known: {sorted(known)}")
-        terms = data.get("terms") or []
-        if not isinstance(terms, list):
-            raise ValueError("'terms' must be a list of {name, weight, params}")
-        parsed = []
-        for i, t in enumerate(terms):
-            if not isinstance(t, Mapping) or "name" not in t or set(t) - {"name", "weight", "params"}:
-                raise ValueError(f"terms[{i}] must be a mapping with 'name' and optional 'weight', 'params'; got {t!r}")
-            parsed.append(TermConfig(str(t["name"]), float(t.get("weight", 1.0)), dict(t.get("params") or {})))
-        return cls(terms=parsed, **{k: v for k, v in data.items() if k != "terms"})
+    def from_dict(cls, data: Mapping[str, Any], where: str = "<composite reward config>") -> CompositeConfig:
+        """Build from a mapping (see :func:`guienv.config.load_config`: unknown keys and bad
+        types are :class:`~guienv.errors.DataError` s naming ``where`` and the dotted key)."""
+        return load_config(cls, data, where)
 
     @classmethod
     def from_yaml(cls, source: str | os.PathLike) -> CompositeConfig:
         """Load from a YAML file path, or from YAML text."""
-        text = Path(source).read_text(encoding="utf-8") if _is_file(source) else str(source)
-        return cls.from_dict(yaml.safe_load(text) or {})
+        if _is_file(source):
+            return load_yaml(cls, source)
+        return cls.from_dict(yaml.safe_load(str(source)) or {}, "<composite reward YAML>")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -510,3 +510,21 @@ def test_elements_json_is_bounded_and_drops_are_reported():
     assert len(json.loads(obs["elements"])) + info["elements_dropped"] == 6
     assert env.observation_space.contains(obs)
     env.close()
+
+
+def test_appium_configs_load_through_the_one_config_loader(tmp_path):
+    import yaml
+
+    from guienv.config import load_yaml
+    from guienv.envs.chromium import ChromiumConfig
+
+    path = tmp_path / "android.yaml"
+    path.write_text(yaml.safe_dump({"udid": "emulator-5556", "tasks": ["wifi_off"], "swipe_ms": 300}))
+    cfg = load_yaml(AndroidConfig, path)
+    assert (cfg.udid, cfg.tasks, cfg.swipe_ms) == ("emulator-5556", ("wifi_off",), 300.0)
+    assert AndroidConfig.from_dict({"udid": "emulator-5556", "tasks": ["wifi_off"], "swipe_ms": 300}) == cfg
+    with pytest.raises(DataError, match="unknown key 'udidd'"):
+        AndroidConfig.from_dict({"udidd": "x"}, "android.yaml")
+    with pytest.raises(DataError, match="android.yaml.*max_steps"):
+        AndroidConfig.from_dict({"max_steps": "many"}, "android.yaml")
+    assert ChromiumConfig.from_dict({"window_size": [640, 480]}).window_size == (640, 480)

@@ -40,12 +40,13 @@ import random
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
+from guienv.config import config_to_dict, load_config
 from guienv.envs.options import int_option, reset_options
 from guienv.errors import DataError, MissingDependency
 from guienv.spaces import AnyText
@@ -259,7 +260,7 @@ class ALFWorldEnv(gym.Env):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         cfg = config or ALFWorldConfig()
         if overrides:
-            cfg = replace(cfg, **overrides)
+            cfg = load_config(ALFWorldConfig, {**config_to_dict(cfg), **overrides}, "ALFWorldEnv keyword options")
         if cfg.invalid_action not in ("engine", "noop"):
             raise ValueError(f"invalid_action must be 'engine' or 'noop', got {cfg.invalid_action!r}")
         self.config = cfg

@@ -276,7 +276,7 @@ class AndroidEnv(AppiumEnv):
         from tasks.android_tasks import TASKS
 
         if config is None:
-            config = AndroidConfig(**kwargs)
+            config = AndroidConfig.from_dict(kwargs, "AndroidEnv keyword options")
         elif kwargs:
             raise ValueError("pass either config= or keyword options, not both")
         names = config.tasks or tuple(TASKS)

@@ -10,11 +10,12 @@ without a device. Taps, long presses and swipes run as W3C pointer actions (sele
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from guienv.actions import Action, ActionType, scroll_to_swipe
+from guienv.config import load_config
 from guienv.frames import Screen
 
 
@@ -37,13 +38,10 @@ class AppiumConfig:
     max_elements_chars: int = 1 << 20  # length bound of the elements JSON observation
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AppiumConfig:
-        """Build from a mapping (e.g. a YAML section); unknown keys are an error."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any], where: str = "<appium config>") -> AppiumConfig:
+        """Build from a mapping (e.g. a YAML section) with :func:`guienv.config.load_config`:
+        unknown keys and bad types are :class:`~guienv.errors.DataError` s naming the key."""
+        return load_config(cls, data, where)
 
 
 # -- device commands (the pure output of AppiumEnv.plan) -------------------------------------

@@ -81,7 +81,7 @@ class MiniWoBEnv(ChromiumEnv):
 
     def __init__(self, task: str | None = None, render_mode: str | None = None, config: MiniWoBConfig | None = None, **kwargs: Any):
         if config is None:
-            config = MiniWoBConfig(**({"task": task} if task else {}), **kwargs)
+            config = MiniWoBConfig.from_dict({**({"task": task} if task else {}), **kwargs}, "MiniWoBEnv keyword options")
         elif task or kwargs:
             raise ValueError("pass either config= or task/keyword options, not both")
         self.tasks = miniwob_tasks(config.html_dir)
