@@ -46,6 +46,10 @@ Point rewards (for models that answer with a point):
 GUI-G1's **difficulty weight** (:func:`difficulty_weights`) scales each sample's loss by its relative
 target size: ``lambda = box area / image area``, ``w = 0.5 + (1/lambda - min 1/lambda) / (max - min)``
 over the dataset, so ``w`` is in ``[0.5, 1.5]`` and small targets weigh more.
+
+GUI-G1's **data filter** (:func:`gui_g1_filter`): sample ``k`` answers per training sample with the
+starting model and drop the samples answered all-correct or all-wrong (their GRPO groups have zero
+reward variance, so no signal).
 """
 
 from __future__ import annotations
@@ -395,6 +399,14 @@ def difficulty_weights(samples: Iterable[GroundingSample] | Any, sizes: Any = No
     if not hi > lo:
         return np.ones(len(inv))
     return 0.5 + (inv - lo) / (hi - lo)
+
+
+# -- GUI-G1 data filter ----------------------------------------------------------------------
+def gui_g1_filter(pass_rates: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Indices of the samples GUI-G1's data filter keeps: pass rate (fraction of ``k`` sampled
+    answers that were correct) strictly between 0 and 1. NaN rates (not measured) are dropped."""
+    rates = np.asarray(pass_rates, dtype=np.float64).reshape(-1)
+    return np.flatnonzero((rates > 0.0) & (rates < 1.0))
 
 
 # -- model text -> reward ---------------------------------------------------------------------
