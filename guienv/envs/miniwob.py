@@ -19,7 +19,6 @@ and one ``guienv/MiniWoB-<task>-v0`` id per task page of the installed package.
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from dataclasses import dataclass
@@ -35,7 +34,6 @@ TASK_WIDTH, TASK_HEIGHT = 160, 210  # MiniWoB's #wrap, CSS pixels
 _TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
-@functools.lru_cache(maxsize=1)
 @dataclass
 class MiniWoBConfig(ChromiumConfig):
     task: str = "click-button"
