@@ -31,6 +31,12 @@ class EnvProtocolError(ResetNeeded, RuntimeError):
     Gymnasium's ``ResetNeeded`` (so ``gymnasium.error.Error`` handlers see it), and a
     ``RuntimeError`` as the envs raised before."""
 
+    @classmethod
+    def step_without_episode(cls, env: object) -> EnvProtocolError:
+        """The one message for ``step()`` with no running episode."""
+        return cls(f"{type(env).__name__}: step() needs a running episode: call reset() first "
+                   "(before the first step, and after an episode ends)")
+
 
 class MissingDependency(DependencyNotInstalled, ImportError):
     """An optional package an env needs (alfworld, webshop's engine, appium) is not installed.

@@ -188,7 +188,7 @@ class AndroidControlEnv(gym.Env):
 
     def step(self, action: Any):
         if self._episode is None or self._done:
-            raise EnvProtocolError("the episode is over: call reset()")
+            raise EnvProtocolError.step_without_episode(self)
         step = self.current_step
         # model text is read in text_frame, the frame the history is written in
         pred = read_action(action, Screen(step.width, step.height), self.text_frame)

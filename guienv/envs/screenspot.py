@@ -125,7 +125,7 @@ class ScreenSpotEnv(gym.Env):
 
     def step(self, action: Any):
         if self._sample is None or self._done:
-            raise EnvProtocolError("ScreenSpotEnv: call reset() before step(); each episode is one step")
+            raise EnvProtocolError.step_without_episode(self)  # each episode is one step
         # Model text carries no frame: its numbers are in text_frame (guienv JSON's own wins).
         a = read_action(action, self._screen, self.text_frame)
         point = a.target if a.type in _GROUNDING_TYPES else None

@@ -120,7 +120,7 @@ class SynthAppEnv(gym.Env):
 
     def step(self, action: Any):
         if self._done:
-            raise EnvProtocolError("SynthAppEnv: call reset() before step() (the episode is over)")
+            raise EnvProtocolError.step_without_episode(self)
         a = read_action(action, self.screen, self.text_frame)
         self._t += 1
         self._last_point = a.target
