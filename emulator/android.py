@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from emulator.appium_server import stop_process_group
+
 # -- validation --------------------------------------------------------------------------------
 # Java package names: dot-separated identifiers, at least two segments, each starting with a letter.
 PACKAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")
@@ -410,8 +412,6 @@ class Emulator:
         """``adb emu kill``; the process group is killed too if this runner spawned it."""
         self.runner.run(kill_argv(self.sdk, self.serial), timeout=self.config.command_timeout_s)
         if isinstance(self.runner, SubprocessRunner) and self.pid in self.runner.children:
-            from emulator.appium_server import stop_process_group
-
             stop_process_group(self.pid, timeout_s=30)
             self.runner.children.pop(self.pid, None)
         self.pid = None

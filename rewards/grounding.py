@@ -57,7 +57,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -65,9 +65,7 @@ from guienv.actions import Action, ActionType, Box4, Point
 from guienv.frames import Frame, Resize, Screen
 from guienv.geometry import point_in_box
 from guienv.parsing import read_action
-
-if TYPE_CHECKING:
-    from guienv.types import GroundingSample
+from guienv.types import GroundingSample
 
 IouConvention = Literal["continuous", "reference"]
 IOU_CONVENTIONS = ("continuous", "reference")

@@ -41,6 +41,8 @@ from guienv.geometry import point_in_box
 from guienv.parsing import parse_action, read_action
 from rewards.action_match import PROTOCOLS, StepVerdict, match_step
 from rewards.metrics import GroundingRecord, StepRecord, androidcontrol_metrics, screenspot_metrics
+from tasks.androidcontrol import load_androidcontrol
+from tasks.screenspot import load_screenspot
 
 BENCHMARKS = ("androidcontrol", "screenspot")
 SCREENSPOT_PROTOCOLS = ("point-in-box",)
@@ -246,13 +248,9 @@ def score(
     resize = Resize(min_pixels=min_pixels, max_pixels=max_pixels)
     pred_path = Path(predictions)
     if benchmark == "androidcontrol":
-        from tasks.androidcontrol import load_androidcontrol
-
         episodes = load_androidcontrol(data, splits=splits, subsplits=subsplits)
         metrics, rows = _score_androidcontrol(episodes, pred_path, protocol, frame, resize)
     else:
-        from tasks.screenspot import load_screenspot
-
         samples = load_screenspot(data)
         metrics, rows = _score_screenspot(samples, pred_path, frame, resize)
     metrics = {

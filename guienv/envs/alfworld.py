@@ -47,6 +47,7 @@ from typing import Any
 import gymnasium as gym
 
 from guienv.config import config_to_dict, load_config
+from guienv.envs.mdp import render_text
 from guienv.envs.options import int_option, reset_options
 from guienv.errors import DataError, MissingDependency
 from guienv.spaces import AnyText
@@ -398,8 +399,6 @@ class ALFWorldEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             return None
-        from guienv.envs.mdp import render_text
-
         return render_text(f"Task: {self._task}\nStep {self._t}\n{self._obs}\n\nAdmissible: {', '.join(self._admissible)}",
                            width=800, height=480)
 

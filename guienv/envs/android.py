@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from emulator.android import MaintenanceCommand, validate_package
+from emulator.android import AndroidSdk, MaintenanceCommand, SubprocessRunner, snapshot_load_argv, validate_package
 from guienv.actions import OPPOSITE, Action, ActionType
 from guienv.envs.appium_base import AppiumEnv
 from guienv.envs.appium_commands import (
@@ -49,6 +49,7 @@ from guienv.envs.appium_commands import (
 )
 from guienv.errors import DataError
 from guienv.io import decode_image
+from tasks.android_tasks import TASKS
 
 KEYCODES = {"home": 3, "back": 4, "enter": 66, "delete": 67}
 SYSTEM_PORT_RANGE = (8200, 8299)
@@ -273,8 +274,6 @@ class AndroidEnv(AppiumEnv):
     """``guienv/AppiumAndroid-v0``: android_world-style tasks on an emulator through UiAutomator2."""
 
     def __init__(self, render_mode: str | None = None, config: AndroidConfig | None = None, **kwargs: Any):
-        from tasks.android_tasks import TASKS
-
         if config is None:
             config = AndroidConfig.from_dict(kwargs, "AndroidEnv keyword options")
         elif kwargs:
@@ -296,8 +295,6 @@ class AndroidEnv(AppiumEnv):
 
     # -- episodes ------------------------------------------------------------------------------
     def begin_episode(self, options: dict[str, Any]) -> str:
-        from tasks.android_tasks import TASKS
-
         if "task" in options:
             name = options["task"]
         elif "index" in options:
@@ -316,8 +313,6 @@ class AndroidEnv(AppiumEnv):
         return self.task.goal
 
     def _load_snapshot(self) -> None:
-        from emulator.android import AndroidSdk, SubprocessRunner, snapshot_load_argv
-
         sdk = AndroidSdk(self.config.sdk_root) if self.config.sdk_root else AndroidSdk.from_env()
         argv = snapshot_load_argv(sdk, self.config.udid, self.config.snapshot_name)
         SubprocessRunner().run(argv, timeout=300).check()

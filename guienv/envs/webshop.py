@@ -34,6 +34,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from guienv.envs.mdp import render_text
 from guienv.envs.options import int_option, reset_options
 from guienv.errors import MissingDependency
 from guienv.spaces import AnyText
@@ -341,6 +342,4 @@ class WebShopEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             return None
-        from guienv.envs.mdp import render_text
-
         return render_text(self._obs.replace(SEP, "\n"), width=800, height=600)
