@@ -180,6 +180,7 @@ def test_missing_engine_raises_install_instructions():
     with pytest.raises(ImportError) as err:
         WebShopEnv()
     assert "princeton-nlp/WebShop" in str(err.value) and str(err.value) == INSTALL_HINT
+    assert isinstance(err.value, gym.error.DependencyNotInstalled)  # Gymnasium's type, and an ImportError
     if "guienv/WebShop-v0" not in gym.registry:
         gym.register("guienv/WebShop-v0", entry_point="guienv.envs.webshop:WebShopEnv")
     with pytest.raises(ImportError):
