@@ -44,7 +44,7 @@ from agents.qwen import Generation
 from guienv.actions import Action
 from guienv.chat import ChatError, ChatUnavailable, OpenAIChatClient, png_data_url
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
-from guienv.parsing import parse_action
+from guienv.parsing import read_action
 
 ON_ERROR = ("raise", "invalid")
 
@@ -177,12 +177,7 @@ class ApiAgent:
     # -- acting --------------------------------------------------------------------------------
     def to_pixels(self, action: Action, width: int, height: int) -> Action:
         """Map an action in the model's frame back to the original screenshot's pixels."""
-        if not action.is_valid:
-            return action
-        try:
-            return action.to_frame(Frame.PIXEL, Screen(width, height, self.resize))
-        except (ValueError, OverflowError, ZeroDivisionError) as exc:
-            return Action.invalid(f"cannot convert to pixels: {exc}")
+        return read_action(action, Screen(width, height, self.resize))
 
     def _one(self, observation: Mapping[str, Any]) -> Generation:
         h, w = np.asarray(observation["screenshot"]).shape[:2]
@@ -195,7 +190,7 @@ class ApiAgent:
             with self._lock:
                 self.errors += 1
             return Generation(Action.invalid(f"api: {exc}"), "", [], [], self.frame, {"error": str(exc), "sent_size": sent})
-        action = self.to_pixels(parse_action(text, frame=self.frame), int(w), int(h))
+        action = read_action(text, Screen(int(w), int(h), self.resize), self.frame)
         return Generation(action, text, [], [], self.frame, {"sent_size": sent})
 
     def generate(self, observations: Sequence[Mapping[str, Any]]) -> list[Generation]:

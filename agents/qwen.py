@@ -16,6 +16,7 @@ import numpy as np
 
 from guienv.actions import Action
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.parsing import read_action
 
 FAMILY_FRAMES = {"qwen2_5_vl": Frame.RESIZED, "qwen2_vl": Frame.GRID1000}
 
@@ -108,8 +109,6 @@ class QwenAgent:
         """Batched generation (left padding) for a list of observations."""
         import torch
 
-        from guienv.parsing import parse_action
-
         if not observations:
             return []
         batch = self.inputs(observations)
@@ -144,15 +143,13 @@ class QwenAgent:
             ids = ids[:n]
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             h, w = np.asarray(obs["screenshot"]).shape[:2]
-            action = self.to_pixels(parse_action(text, frame=self.frame), w, h)
+            action = read_action(text, Screen(w, h, self.resize), self.frame)
             results.append(Generation(action, text, ids, tok_logp[i, :n].tolist(), self.frame))
         return results
 
     def to_pixels(self, action: Action, width: int, height: int) -> Action:
         """Map an action in the model's frame back to the original screenshot's pixels."""
-        if not action.is_valid:
-            return action
-        return action.to_frame(Frame.PIXEL, Screen(width, height, self.resize))
+        return read_action(action, Screen(width, height, self.resize))
 
     def act(self, observation: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> Action:
         return self.generate([observation])[0].action

@@ -29,7 +29,7 @@ import gymnasium as gym  # noqa: E402
 
 from emulator.appium_server import AppiumServer, AppiumServerConfig  # noqa: E402
 from guienv.actions import Action, to_space  # noqa: E402
-from guienv.envs.appium_base import w3c_tap  # noqa: E402
+from guienv.envs.appium_commands import w3c_tap  # noqa: E402
 from guienv.envs.miniwob import MiniWoBEnv, register_miniwob_envs  # noqa: E402
 from guienv.frames import Screen  # noqa: E402
 from guienv.io import decode_image  # noqa: E402
@@ -62,13 +62,26 @@ def bench_single(url: str, steps: int, scale: float) -> dict:
     d, parts = env.driver, {"tap": [], "screenshot": [], "dom": [], "state": []}
     x, y = env.viewport.to_driver(w * 0.5, h * 0.1)
     for _ in range(min(steps, 50)):
-        s = time.perf_counter(); w3c_tap(d, x, y, env.config.tap_hold_ms); parts["tap"].append(time.perf_counter() - s)
-        s = time.perf_counter(); decode_image(d.get_screenshot_as_png()); parts["screenshot"].append(time.perf_counter() - s)
-        s = time.perf_counter(); env.dom(); parts["dom"].append(time.perf_counter() - s)
-        s = time.perf_counter(); d.execute_script("return WOB_DONE_GLOBAL;"); parts["state"].append(time.perf_counter() - s)
-    s = time.perf_counter(); env.reset(seed=1); reset_s = time.perf_counter() - s
+        s = time.perf_counter()
+        w3c_tap(d, x, y, env.config.tap_hold_ms)
+        parts["tap"].append(time.perf_counter() - s)
+        s = time.perf_counter()
+        decode_image(d.get_screenshot_as_png())
+        parts["screenshot"].append(time.perf_counter() - s)
+        s = time.perf_counter()
+        env.dom()
+        parts["dom"].append(time.perf_counter() - s)
+        s = time.perf_counter()
+        d.execute_script("return WOB_DONE_GLOBAL;")
+        parts["state"].append(time.perf_counter() - s)
+    s = time.perf_counter()
+    env.reset(seed=1)
+    reset_s = time.perf_counter() - s
     env.close()
-    s = time.perf_counter(); env2 = MiniWoBEnv(server_url=url, device_scale_factor=scale, **KW); env2.reset(seed=0); session_s = time.perf_counter() - s
+    s = time.perf_counter()
+    env2 = MiniWoBEnv(server_url=url, device_scale_factor=scale, **KW)
+    env2.reset(seed=0)
+    session_s = time.perf_counter() - s
     env2.close()
     return {
         "envs": 1, "steps": steps, "step": _stats(lat), "steps_per_s": round(steps / wall, 1),

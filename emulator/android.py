@@ -1,4 +1,6 @@
-"""Android emulator / AVD lifecycle, as android_world and AndroidEnv run it (REFERENCE.md section 10).
+"""Android emulator / AVD lifecycle, as android_world and AndroidEnv run it
+(google-research/android_world ``README.md``; Android
+emulator command-line docs, https://developer.android.com/studio/run/emulator-commandline).
 
 Every command is an argv list built by a pure function (``create_avd_argv``, ``boot_argv``,
 ``boot_completed_argv``, ...), and runs through one :class:`Runner`: the real
@@ -29,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from emulator.appium_server import stop_process_group
 
 # -- validation --------------------------------------------------------------------------------
 # Java package names: dot-separated identifiers, at least two segments, each starting with a letter.
@@ -408,8 +412,6 @@ class Emulator:
         """``adb emu kill``; the process group is killed too if this runner spawned it."""
         self.runner.run(kill_argv(self.sdk, self.serial), timeout=self.config.command_timeout_s)
         if isinstance(self.runner, SubprocessRunner) and self.pid in self.runner.children:
-            from emulator.appium_server import stop_process_group
-
             stop_process_group(self.pid, timeout_s=30)
             self.runner.children.pop(self.pid, None)
         self.pid = None

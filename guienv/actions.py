@@ -1,7 +1,9 @@
 """The grounding action space: one typed action model every env, agent and reward speaks.
 
 An :class:`Action` is immutable and carries the coordinate :class:`~guienv.frames.Frame` of its
-``point``/``end``/``box``. Conventions (REFERENCE.md sections 1, 6 and 10):
+``point``/``end``/``box``. Conventions (coordinate frames: Qwen2.5-VL technical report, arXiv
+2502.13923; scroll as the content direction: AndroidControl, Li et al. 2024, arXiv 2406.03679;
+finger swipes: Appium UiAutomator2 driver ``mobile: swipeGesture``):
 
 * ``click``/``long_press``: ``point``.
 * ``swipe``: the **finger** path ``point -> end`` (optionally only ``direction``, the finger's).
@@ -52,12 +54,6 @@ DIRECTIONS = ("up", "down", "left", "right")
 OPPOSITE = {"up": "down", "down": "up", "left": "right", "right": "left"}
 FINISH_STATUSES = ("complete", "infeasible")
 POINTER_TYPES = (ActionType.CLICK, ActionType.LONG_PRESS)
-NO_ARG_TYPES = (
-    ActionType.NAVIGATE_BACK,
-    ActionType.NAVIGATE_HOME,
-    ActionType.KEYBOARD_ENTER,
-    ActionType.WAIT,
-)
 # Order of the Discrete "type" component of the Gymnasium space (INVALID is not an agent choice).
 SPACE_TYPES = tuple(t for t in ActionType if t is not ActionType.INVALID)
 
@@ -355,23 +351,3 @@ def to_space(action: Action, screen: Screen, max_text_length: int = 256) -> dict
         "text": text,
         "status": FINISH_STATUSES.index(a.status) if a.status else 0,
     }
-
-
-def as_action(action: Any) -> Action:
-    """Accept what ``env.step`` may receive: an :class:`Action`, a sample of :func:`action_space`,
-    guienv action JSON (a dict with a string ``type``), or raw model text (parsed with
-    :func:`guienv.parsing.parse_action`, pixel frame). Never raises: bad input becomes ``invalid``."""
-    if isinstance(action, Action):
-        return action
-    if isinstance(action, str):
-        from guienv.parsing import parse_action
-
-        return parse_action(action)
-    if isinstance(action, Mapping):
-        try:
-            if isinstance(action.get("type"), str):
-                return Action.from_dict(action)
-            return from_space(action)
-        except (KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
-            return Action.invalid(f"bad action dict: {exc}")
-    return Action.invalid(f"cannot interpret {type(action).__name__} as an action")

@@ -1,6 +1,7 @@
 """Coordinate frames of the grounding action space.
 
-Every coordinate in guienv carries the frame it is expressed in (REFERENCE.md section 1):
+Every coordinate in guienv carries the frame it is expressed in (Qwen2.5-VL technical report, arXiv
+2502.13923; QwenLM/Qwen2.5-VL ``qwen-vl-utils/src/qwen_vl_utils/vision_process.py``):
 
 * ``pixel``      absolute pixels of the original screenshot (x right, y down, origin top-left).
 * ``normalized`` fractions of the screenshot's width and height, in [0, 1].
@@ -20,11 +21,10 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
-# qwen-vl-utils defaults (REFERENCE.md section 1).
+# qwen-vl-utils defaults (QwenLM/Qwen2.5-VL, qwen-vl-utils/src/qwen_vl_utils/vision_process.py).
 QWEN_FACTOR = 28
 QWEN_MIN_PIXELS = 4 * 28 * 28
 QWEN_MAX_PIXELS = 16384 * 28 * 28
-QWEN_MAX_RATIO = 200
 
 
 class Frame(str, Enum):

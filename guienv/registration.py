@@ -11,6 +11,8 @@ from pathlib import Path
 
 import gymnasium as gym
 
+from guienv.errors import MissingDependency
+
 ENVS: dict[str, str] = {
     "guienv/ScreenSpot-v0": "guienv.envs.screenspot:ScreenSpotEnv",
     "guienv/AndroidControl-v0": "guienv.envs.androidcontrol:AndroidControlEnv",
@@ -37,7 +39,7 @@ def miniwob_html_dir() -> Path:
 
     spec = importlib.util.find_spec("miniwob")
     if spec is None or not spec.origin:
-        raise ImportError("the `miniwob` package is needed for MiniWoB envs: pip install miniwob (emulator/install.sh)")
+        raise MissingDependency("the `miniwob` package is needed for MiniWoB envs: pip install miniwob (emulator/install.sh)")
     return Path(spec.origin).resolve().parent / "html"
 
 
@@ -54,8 +56,6 @@ def register_miniwob_envs(per_task: bool = True) -> list[str]:
     ids once they import ``guienv.envs.miniwob``; ``per_task`` lists the installed package's
     task pages (130 in miniwob 1.1). Returns the ids registered by this call.
     """
-    import gymnasium as gym
-
     ids = {"guienv/MiniWoB-v0": {}}
     if per_task:
         try:

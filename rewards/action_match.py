@@ -3,7 +3,7 @@
 ``match_step(pred, step, protocol)`` compares a predicted :class:`~guienv.actions.Action` with the
 ground-truth :class:`~guienv.types.Step` and returns a :class:`StepVerdict` (``type_match``,
 ``exact_match``, ``grounding`` for pointer steps). Published AndroidControl numbers are only
-comparable within one protocol (REFERENCE.md section 6), so each is named:
+comparable within one protocol, so each is named after the evaluation script it follows:
 
 ``plain``
     guienv's simple default: type match, pointer inside a candidate element box (or within 4% of
@@ -37,7 +37,7 @@ comparable within one protocol (REFERENCE.md section 6), so each is named:
     ``\\d+`` regex; guienv uses the whole text and real-valued coordinates.
 
 ``gui-r1``
-    GUI-R1's accuracy rule (REFERENCE.md section 3): type must match; a click is right inside a
+    GUI-R1's accuracy rule (Luo et al., arXiv 2504.10458): type must match; a click is right inside a
     GT candidate box (not enlarged) or within 140 px of the GT point; text by token F1 >= 0.5;
     scroll by direction; others by type.
 

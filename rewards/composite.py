@@ -1,6 +1,6 @@
 """Composite rewards: a weighted sum of named reward terms, configured by a dataclass (or YAML).
 
-Published recipes, available as :data:`PRESETS` (REFERENCE.md sections 2-3):
+Published recipes, available as :data:`PRESETS` (each cited below):
 
 * ``gui-g1``: GUI-G1 (arXiv 2505.15810), ``R_hit + 0.25 R_iou + 0.125 R_box`` on the predicted box
   (one ``gui_g1`` term; its inner weights are parameters).
@@ -38,7 +38,9 @@ from typing import Any, Union
 import yaml
 
 from guienv.actions import Action, ActionType
+from guienv.config import load_config, load_yaml
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.parsing import read_action
 from guienv.types import GroundingSample, Step
 from rewards.action_match import PROTOCOLS, match_step
 from rewards.format import FormatSpec, answer_text, format_reward
@@ -219,28 +221,17 @@ class CompositeConfig:
         Frame(self.frame)  # raises ValueError for an unknown frame
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CompositeConfig:
-        if not isinstance(data, Mapping):
-            raise ValueError(f"composite reward config must be a mapping, got {type(data).__name__}")
-        known = {"terms", "frame", "answer_tag", "min_pixels", "max_pixels"}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown composite reward config keys {sorted(unknown)}; known: {sorted(known)}")
-        terms = data.get("terms") or []
-        if not isinstance(terms, list):
-            raise ValueError("'terms' must be a list of {name, weight, params}")
-        parsed = []
-        for i, t in enumerate(terms):
-            if not isinstance(t, Mapping) or "name" not in t or set(t) - {"name", "weight", "params"}:
-                raise ValueError(f"terms[{i}] must be a mapping with 'name' and optional 'weight', 'params'; got {t!r}")
-            parsed.append(TermConfig(str(t["name"]), float(t.get("weight", 1.0)), dict(t.get("params") or {})))
-        return cls(terms=parsed, **{k: v for k, v in data.items() if k != "terms"})
+    def from_dict(cls, data: Mapping[str, Any], where: str = "<composite reward config>") -> CompositeConfig:
+        """Build from a mapping (see :func:`guienv.config.load_config`: unknown keys and bad
+        types are :class:`~guienv.errors.DataError` s naming ``where`` and the dotted key)."""
+        return load_config(cls, data, where)
 
     @classmethod
     def from_yaml(cls, source: str | os.PathLike) -> CompositeConfig:
         """Load from a YAML file path, or from YAML text."""
-        text = Path(source).read_text(encoding="utf-8") if _is_file(source) else str(source)
-        return cls.from_dict(yaml.safe_load(text) or {})
+        if _is_file(source):
+            return load_yaml(cls, source)
+        return cls.from_dict(yaml.safe_load(str(source)) or {}, "<composite reward YAML>")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -308,15 +299,8 @@ class CompositeReward:
 
     def parse(self, completion: str, target: Target) -> Action:
         """The completion's action in the target's pixel frame (``invalid`` if unusable)."""
-        from guienv.parsing import parse_action
-
-        action = parse_action(answer_text(completion, self.config.answer_tag), frame=self._frame)
-        if not action.is_valid:
-            return action
-        try:
-            return action.to_frame(Frame.PIXEL, Screen(int(target.width), int(target.height), self._resize))
-        except (ValueError, TypeError) as exc:
-            return Action.invalid(f"cannot convert to pixels: {exc}")
+        screen = Screen(int(target.width), int(target.height), self._resize)
+        return read_action(answer_text(completion, self.config.answer_tag), screen, self._frame)
 
     def __call__(self, completion: str, target: Target) -> CompositeResult:
         text = completion if isinstance(completion, str) else ""

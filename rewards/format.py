@@ -1,4 +1,4 @@
-"""Format rewards: is the completion shaped the way the prompt asked? (REFERENCE.md section 3)
+"""Format rewards: is the completion shaped the way the prompt asked? (GUI-R1, Luo et al., arXiv 2504.10458)
 
 R1-style GUI RL recipes (GUI-R1, UI-R1, InfiGUI-R1, UI-S1) add a small 0/1 format term to the
 task reward: the completion must carry the required tags (``<think>...</think>`` then
@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from guienv.parsing import parse_action
 
 MAX_CHARS = 100_000  # longer completions fail the format (and keep the regexes cheap)
 
@@ -112,8 +114,6 @@ def check_format(text: str, spec: FormatSpec = FormatSpec()) -> FormatResult:
             return FormatResult(False, "text outside the required tags")
     answer = answer_text(text, spec.answer_tag)
     if spec.require_parsable:
-        from guienv.parsing import parse_action
-
         action = parse_action(answer)
         if not action.is_valid:
             return FormatResult(False, f"answer does not parse: {action.reason}", answer, spans)

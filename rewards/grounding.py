@@ -1,4 +1,4 @@
-"""Grounding rewards (REFERENCE.md sections 2-3).
+"""Grounding rewards: GUI-G1 (arXiv 2505.15810), GUI-G2 (arXiv 2507.15846), SE-GUI (arXiv 2505.12370).
 
 GUI-G1 (Zhou et al., "GUI-G1: Understanding R1-Zero-Like Training for Visual Grounding in GUI
 Agents", arXiv 2505.15810; code ``Yuqi-Zhou/GUI-G1``, ``src/open-r1-multimodal/src/open_r1/grpo_rec.py``)
@@ -46,6 +46,10 @@ Point rewards (for models that answer with a point):
 GUI-G1's **difficulty weight** (:func:`difficulty_weights`) scales each sample's loss by its relative
 target size: ``lambda = box area / image area``, ``w = 0.5 + (1/lambda - min 1/lambda) / (max - min)``
 over the dataset, so ``w`` is in ``[0.5, 1.5]`` and small targets weigh more.
+
+GUI-G1's **data filter** (:func:`gui_g1_filter`): sample ``k`` answers per training sample with the
+starting model and drop the samples answered all-correct or all-wrong (their GRPO groups have zero
+reward variance, so no signal).
 """
 
 from __future__ import annotations
@@ -53,19 +57,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from guienv.actions import Action, ActionType, Box4, Point
 from guienv.frames import Frame, Resize, Screen
 from guienv.geometry import point_in_box
-
-if TYPE_CHECKING:
-    from guienv.types import GroundingSample
+from guienv.parsing import read_action
+from guienv.types import GroundingSample
 
 IouConvention = Literal["continuous", "reference"]
 IOU_CONVENTIONS = ("continuous", "reference")
+_DEFAULT_RESIZE = Resize()  # frozen: one shared default is safe
 
 
 def _iou_floor(convention: str) -> float:
@@ -395,20 +399,18 @@ def difficulty_weights(samples: Iterable[GroundingSample] | Any, sizes: Any = No
     return 0.5 + (inv - lo) / (hi - lo)
 
 
+# -- GUI-G1 data filter ----------------------------------------------------------------------
+def gui_g1_filter(pass_rates: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Indices of the samples GUI-G1's data filter keeps: pass rate (fraction of ``k`` sampled
+    answers that were correct) strictly between 0 and 1. NaN rates (not measured) are dropped."""
+    rates = np.asarray(pass_rates, dtype=np.float64).reshape(-1)
+    return np.flatnonzero((rates > 0.0) & (rates < 1.0))
+
+
 # -- model text -> reward ---------------------------------------------------------------------
 def _pixel_action(text_or_action: Any, sample: GroundingSample, frame: Frame | str, resize: Resize) -> Action:
-    if isinstance(text_or_action, Action):
-        action = text_or_action
-    else:
-        from guienv.parsing import parse_action
-
-        action = parse_action(str(text_or_action), frame=Frame(frame))
-    if not action.is_valid:
-        return action
-    try:
-        return action.to_frame(Frame.PIXEL, Screen(int(sample.width), int(sample.height), resize))
-    except (ValueError, TypeError) as exc:
-        return Action.invalid(f"cannot convert to pixels: {exc}")
+    output = text_or_action if isinstance(text_or_action, Action) else str(text_or_action)
+    return read_action(output, Screen(int(sample.width), int(sample.height), resize), frame)
 
 
 def predicted_box(action: Action) -> Box4 | None:
@@ -428,7 +430,7 @@ def grounding_reward(
     frame: Frame | str = Frame.PIXEL,
     weights: GroundingWeights = GroundingWeights(),
     *,
-    resize: Resize = Resize(),
+    resize: Resize = _DEFAULT_RESIZE,
     iou_convention: IouConvention = "continuous",
 ) -> GroundingReward:
     """GUI-G1 reward of raw model text (or an :class:`Action`) against a grounding sample.
@@ -449,7 +451,7 @@ def point_reward(
     sample: GroundingSample,
     frame: Frame | str = Frame.PIXEL,
     *,
-    resize: Resize = Resize(),
+    resize: Resize = _DEFAULT_RESIZE,
     sigma_scale: float = 0.5,
 ) -> PointReward:
     """Point rewards of raw model text (or an Action): its point, or its box's centre."""

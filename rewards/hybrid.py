@@ -31,7 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from guienv.actions import Action, ActionType, as_action
+from guienv.actions import Action, ActionType
+from guienv.parsing import as_action
 from guienv.types import Episode, Step
 from rewards.action_match import StepVerdict, match_step
 from rewards.judge import Judge, JudgeConfig, JudgeRequest, JudgeResult, config_from_mapping, load_yaml

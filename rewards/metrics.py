@@ -1,4 +1,5 @@
-"""Benchmark aggregates from per-step / per-sample verdicts (REFERENCE.md sections 6-7).
+"""Benchmark aggregates from per-step / per-sample verdicts (AndroidControl, arXiv 2406.03679;
+ScreenSpot, SeeClick arXiv 2401.10935).
 
 AndroidControl (:func:`androidcontrol_metrics`), over :class:`StepRecord` lists:
 

@@ -39,8 +39,11 @@ from guienv.errors import DataError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.geometry import point_in_box
 from guienv.io import iter_jsonl, write_jsonl
+from guienv.parsing import parse_action, read_action
 from rewards.action_match import PROTOCOLS, StepVerdict, match_step
 from rewards.metrics import GroundingRecord, StepRecord, androidcontrol_metrics, screenspot_metrics
+from tasks.androidcontrol import load_androidcontrol
+from tasks.screenspot import load_screenspot
 
 BENCHMARKS = ("androidcontrol", "screenspot")
 SCREENSPOT_PROTOCOLS = ("point-in-box",)
@@ -82,19 +85,12 @@ def _prediction(obj: Mapping[str, Any], path: Path, no: int, default_frame: Fram
             except ValueError as exc:
                 raise DataError(path, f"unknown frame {obj['frame']!r}; known: {[f.value for f in Frame]}",
                                 record=f"line {no}", field="frame") from exc
-        from guienv.parsing import parse_action
-
         return parse_action(text, frame=frame)
     raise DataError(path, "needs an 'action' (guienv action JSON) or a 'text' (model output) field", record=f"line {no}")
 
 
 def _to_pixel(action: Action, width: int, height: int, resize: Resize) -> Action:
-    if not action.is_valid:
-        return action
-    try:
-        return action.to_frame(Frame.PIXEL, Screen(int(width), int(height), resize))
-    except (ValueError, TypeError, ZeroDivisionError) as exc:
-        return Action.invalid(f"cannot convert to pixels: {exc}")
+    return read_action(action, Screen(int(width), int(height), resize))
 
 
 # -- AndroidControl ---------------------------------------------------------------------------
@@ -233,13 +229,9 @@ def score(
     resize = Resize(min_pixels=min_pixels, max_pixels=max_pixels)
     pred_path = Path(predictions)
     if benchmark == "androidcontrol":
-        from tasks.androidcontrol import load_androidcontrol
-
         episodes = load_androidcontrol(data, splits=splits, subsplits=subsplits)
         metrics, rows = _score_androidcontrol(episodes, pred_path, protocol, frame, resize)
     else:
-        from tasks.screenspot import load_screenspot
-
         samples = load_screenspot(data)
         metrics, rows = _score_screenspot(samples, pred_path, frame, resize)
     metrics = {

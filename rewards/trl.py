@@ -32,6 +32,7 @@ import numpy as np
 
 from guienv.actions import Action
 from guienv.frames import Frame, Resize, Screen
+from guienv.parsing import read_action
 from guienv.types import GroundingSample, ImageRef, Step
 from rewards.composite import CompositeConfig, CompositeReward
 from rewards.grounding import (
@@ -47,6 +48,8 @@ RewardFunc = Callable[..., list[float]]
 GROUNDING_TERMS = ("total", "hit", "iou", "box", "gaussian", "se_gui")
 
 
+_DEFAULT_RESIZE = Resize()  # frozen: one shared default is safe
+_DEFAULT_WEIGHTS = GroundingWeights()
 def completion_text(completion: Any) -> str:
     """The text of one TRL completion: a string, or the last assistant message of a conversation."""
     if isinstance(completion, str):
@@ -87,25 +90,15 @@ def _sizes(kwargs: Mapping[str, Any], size_key: str, n: int) -> list[tuple[int, 
     raise KeyError(f"reward function needs the image size: a {size_key!r} column or 'width' and 'height'")
 
 
-def _parse(text: str, frame: Frame, screen: Screen) -> Action:
-    from guienv.parsing import parse_action
-
-    action = parse_action(text, frame=frame)
-    if not action.is_valid:
-        return action
-    try:
-        return action.to_frame(Frame.PIXEL, screen)
-    except (ValueError, TypeError) as exc:
-        return Action.invalid(f"cannot convert to pixels: {exc}")
 
 
 def grounding_reward_func(
     term: str = "total",
     *,
     frame: Frame | str = Frame.PIXEL,
-    weights: GroundingWeights = GroundingWeights(),
+    weights: GroundingWeights = _DEFAULT_WEIGHTS,
     iou_convention: IouConvention = "continuous",
-    resize: Resize = Resize(),
+    resize: Resize = _DEFAULT_RESIZE,
     sigma_scale: float = 0.5,
     bbox_key: str = "bbox",
     size_key: str = "image_size",
@@ -130,7 +123,7 @@ def grounding_reward_func(
         frames = [Frame(f) if f else default_frame for f in kwargs.get(frame_key, [None] * n)] if frame_key in kwargs else [default_frame] * n
         preds = np.full((n, 4), np.nan)
         for i, c in enumerate(completions):
-            action = _parse(completion_text(c), frames[i], Screen(sizes[i][0], sizes[i][1], resize))
+            action = read_action(completion_text(c), Screen(sizes[i][0], sizes[i][1], resize), frames[i])
             box = predicted_box(action) if action.is_valid else None
             if box is not None:
                 preds[i] = box

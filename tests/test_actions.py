@@ -16,13 +16,12 @@ from guienv.actions import (
     Action,
     ActionType,
     action_space,
-    as_action,
     from_space,
     scroll_to_swipe,
     to_space,
 )
 from guienv.frames import Frame, Resize, Screen
-from guienv.parsing import parse_action
+from guienv.parsing import as_action, parse_action
 
 FINITE = st.floats(-1e5, 1e5, allow_nan=False, allow_infinity=False)
 POINT = st.tuples(FINITE, FINITE)

@@ -50,7 +50,7 @@ from guienv.envs.android import (
     system_port_for,
     uiautomator2_capabilities,
 )
-from guienv.envs.appium_base import LaunchApp, Noop, PressKey, Swipe, SwipeGesture, Tap, TypeText, Viewport
+from guienv.envs.appium_commands import LaunchApp, Noop, PressKey, Swipe, SwipeGesture, Tap, TypeText, Viewport
 from guienv.errors import DataError
 from guienv.frames import Frame
 from tasks.android_tasks import TASKS, ForegroundIs, ScreenShows, SettingEquals
@@ -509,3 +509,21 @@ def test_elements_json_is_bounded_and_drops_are_reported():
     assert len(json.loads(obs["elements"])) + info["elements_dropped"] == 6
     assert env.observation_space.contains(obs)
     env.close()
+
+
+def test_appium_configs_load_through_the_one_config_loader(tmp_path):
+    import yaml
+
+    from guienv.config import load_yaml
+    from guienv.envs.chromium import ChromiumConfig
+
+    path = tmp_path / "android.yaml"
+    path.write_text(yaml.safe_dump({"udid": "emulator-5556", "tasks": ["wifi_off"], "swipe_ms": 300}))
+    cfg = load_yaml(AndroidConfig, path)
+    assert (cfg.udid, cfg.tasks, cfg.swipe_ms) == ("emulator-5556", ("wifi_off",), 300.0)
+    assert AndroidConfig.from_dict({"udid": "emulator-5556", "tasks": ["wifi_off"], "swipe_ms": 300}) == cfg
+    with pytest.raises(DataError, match="unknown key 'udidd'"):
+        AndroidConfig.from_dict({"udidd": "x"}, "android.yaml")
+    with pytest.raises(DataError, match="android.yaml.*max_steps"):
+        AndroidConfig.from_dict({"max_steps": "many"}, "android.yaml")
+    assert ChromiumConfig.from_dict({"window_size": [640, 480]}).window_size == (640, 480)

@@ -155,7 +155,7 @@ def test_config_from_yaml_file(tmp_path):
         ("terms:\n  - {name: nope}\n", "unknown reward term 'nope'"),
         ("terms:\n  - {name: accuracy, params: {protcol: qwen}}\n", "bad params"),
         ("terms:\n  - {name: format, params: {required_tag: [a]}}\n", "bad params"),
-        ("terms:\n  - {name: accuracy}\nframes: pixel\n", "unknown composite reward config keys"),
+        ("terms:\n  - {name: accuracy}\nframes: pixel\n", "unknown key 'frames'"),
         ("terms:\n  - {name: accuracy, extra: 1}\n", r"terms\[0\]"),
         ("terms: {name: accuracy}\n", "must be a list"),
         ("frame: inches\nterms:\n  - {name: hit}\n", "inches"),

@@ -10,9 +10,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guienv.actions import Action, ActionType
-from guienv.frames import Frame
-from guienv.parsing import MAX_CHARS, MAX_COORD, ParseResult, parse_action, parse_action_detailed
+from guienv.actions import Action, ActionType, to_space
+from guienv.frames import Frame, Screen
+from guienv.parsing import (
+    MAX_CHARS,
+    MAX_COORD,
+    ParseResult,
+    as_action,
+    parse_action,
+    parse_action_detailed,
+    read_action,
+)
 
 R, G, P = Frame.RESIZED, Frame.GRID1000, Frame.PIXEL
 BACK, HOME, ENTER, WAIT = (Action.simple(t) for t in ("navigate_back", "navigate_home", "keyboard_enter", "wait"))
@@ -584,3 +592,83 @@ def test_rendered_actions_parse_back(x1, y1, x2, y2, typed, prose):
     for text, expected in cases:
         got = parse_action(text, frame=G)
         assert got == expected, (text, got)
+
+
+# -- read_action: the one path from model output to a pixel action --------------------------------
+SCREEN = Screen(1080, 2400)
+
+
+def test_read_action_labels_text_with_frame_and_returns_pixels():
+    got = read_action('{"action": "click", "coordinate": [500, 500]}', SCREEN, G)
+    assert got == Action.click(540, 1200) and got.frame is P
+    rw, rh = SCREEN.resized
+    got = read_action(f"<point>{rw} {rh}</point>", SCREEN, R)
+    assert got.point == pytest.approx((1080, 2400))
+    # coordinate-free actions pass through whatever the frame
+    assert read_action('{"action_type": "navigate_back"}', SCREEN, G) == BACK
+
+
+def test_read_action_other_inputs_carry_their_own_frame():
+    norm = Action.click(0.5, 0.25, Frame.NORMALIZED)
+    assert read_action(norm, SCREEN, G) == Action.click(540, 600)
+    # guienv action JSON (dict or text): its frame field wins over the caller's
+    assert read_action(norm.to_dict(), SCREEN, G) == Action.click(540, 600)
+    assert read_action(json.dumps(norm.to_dict()), SCREEN, G) == Action.click(540, 600)
+    sample = to_space(Action.click(270, 600), SCREEN)
+    assert read_action(sample, SCREEN).point == pytest.approx((270, 600), abs=1e-3)
+    pixel = Action.click(3, 4)
+    assert read_action(pixel, SCREEN, G) is pixel
+
+
+@pytest.mark.parametrize(
+    "output, frame, screen, match",
+    [
+        ("no action here", P, SCREEN, "no action found"),
+        ('{"action": "click", "coordinate": [NaN, 3]}', P, SCREEN, "finite"),
+        ('{"action": "click", "coordinate": [1e400, 3]}', G, SCREEN, ""),
+        ({"type": "click", "point": [1, 2], "frame": "bogus"}, P, SCREEN, "bad action dict"),
+        ({"type": "click"}, P, SCREEN, "bad action dict"),
+        (42, P, SCREEN, "cannot interpret int"),
+        # a resized frame the screen can't have (aspect ratio > 200): a conversion error
+        ("<point>10 10</point>", R, Screen(10000, 10), "cannot convert the resized action to pixels"),
+        (Action.click(1e9, 1e9, Frame.RESIZED), P, Screen(10000, 10), "cannot convert"),
+    ],
+)
+def test_read_action_failures_are_invalid_with_a_reason(output, frame, screen, match):
+    got = read_action(output, screen, frame)
+    assert got.type is ActionType.INVALID
+    assert got.reason and match in got.reason, got.reason
+
+
+def test_read_action_converts_overflow_to_invalid():
+    # normalized 1e9 on a 1e6-wide screen is finite; a grid point stays finite too: this pins
+    # that the result is re-validated (finite) after conversion rather than trusted
+    huge = Action.click(1e308, 1e308, Frame.NORMALIZED)
+    got = read_action(huge, Screen(1_000_000, 1_000_000))
+    assert got.type is ActionType.INVALID and "cannot convert" in got.reason
+
+
+def test_read_action_unknown_frame_is_a_caller_bug():
+    with pytest.raises(ValueError):
+        read_action("click(start_box='(1,2)')", SCREEN, "inches")
+
+
+def test_as_action_reads_text_in_frame():
+    assert as_action("<point>1 2</point>", frame=G) == Action.click(1, 2, G)
+    assert as_action("<point>1 2</point>") == Action.click(1, 2)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.text(max_size=200) | st.lists(ALPHABET, max_size=60).map("".join),
+    st.sampled_from(list(Frame)),
+    st.sampled_from([Screen(1080, 2400), Screen(1, 1), Screen(10000, 10), Screen(28, 28)]),
+)
+def test_read_action_never_raises_and_is_pixel(text, frame, screen):
+    got = read_action(text, screen, frame)
+    assert isinstance(got, Action)
+    if got.is_valid:
+        assert got.frame is P
+        assert all(math.isfinite(v) for v in (got.point or ()) + (got.end or ()) + (got.box or ()))
+    else:
+        assert got.reason

@@ -299,3 +299,11 @@ def test_grounding_reward_from_gui_g1_model_text(shared_data, tmp_path):
     for bad in ("I cannot find it", '{"action": "type", "text": "hi"}', "[{\"bbox_2d\": [1350, 1025, 1207, 1079]}]", "\x00" * 5000):
         z = grounding_reward(bad, s)
         assert (z.total, z.parsed) == (0.0, False), bad[:40]
+
+
+def test_gui_g1_filter_keeps_mixed_groups_only():
+    from rewards.grounding import gui_g1_filter
+
+    assert gui_g1_filter([0.0, 0.25, 1.0, 0.875, float("nan"), 1e-9]).tolist() == [1, 3, 5]
+    assert gui_g1_filter([]).tolist() == []
+    assert gui_g1_filter(np.ones(3)).tolist() == []

@@ -23,8 +23,8 @@ from guienv.envs.webshop import (
     check_action,
     derive_available_actions,
     format_available_actions,
-    parse_action,
     parse_observation,
+    parse_webshop_command,
     score_to_reward,
 )
 
@@ -105,7 +105,7 @@ def test_start_page(recorded):
     avail = derive_available_actions(page)
     assert avail == {"has_search_bar": True, "clickables": ["search"]}
     assert format_available_actions(avail) == ["search[<your query>]"]
-    assert check_action(parse_action("<think>s</think><action>search[l'eau d'issey 6.76 fl oz]</action>"), avail) == (True, "")
+    assert check_action(parse_webshop_command("<think>s</think><action>search[l'eau d'issey 6.76 fl oz]</action>"), avail) == (True, "")
     assert not check_action(("click", "search"), avail)[0]  # the engine refuses click[search]
     assert not check_action(("search", ""), avail)[0]
 
@@ -119,8 +119,8 @@ def test_results_page(recorded):
     assert page.products[-1].title.startswith("L'eau d'Issey Pure")
     avail = derive_available_actions(page)
     assert not check_action(("search", "perfume"), avail)[0]  # no search box on a results page
-    assert check_action(parse_action("click[B000VOHH8I]"), avail)[0]  # the engine lower-cases the value
-    assert not check_action(parse_action("click[B999XXXXXX]"), avail)[0]
+    assert check_action(parse_webshop_command("click[B000VOHH8I]"), avail)[0]  # the engine lower-cases the value
+    assert not check_action(parse_webshop_command("click[B999XXXXXX]"), avail)[0]
 
 
 def test_derived_clickables_match_the_engine_record(recorded):
@@ -131,7 +131,7 @@ def test_derived_clickables_match_the_engine_record(recorded):
     real = recorded["raspberry_available"]
     assert derived["has_search_bar"] == real["has_search_bar"]
     assert sorted(derived["clickables"]) == sorted(real["clickables"])
-    ok = [check_action(parse_action(f"click[{c}]"), real)[0] for c in real["clickables"]]
+    ok = [check_action(parse_webshop_command(f"click[{c}]"), real)[0] for c in real["clickables"]]
     assert all(ok)
 
 
@@ -143,7 +143,7 @@ def test_item_and_detail_pages(recorded):
     avail = derive_available_actions(page)
     for c in ("< prev", "back to search", "buy now", "description", "6.76 fl oz (pack of 1)"):
         assert check_action(("click", c), avail)[0]
-    assert check_action(parse_action("click[Buy Now]"), avail)[0]
+    assert check_action(parse_webshop_command("click[Buy Now]"), avail)[0]
     adk = parse_observation(recorded["adk_item"])
     assert adk.kind == "item" and adk.instruction is None and adk.price == "$24.41 to $29.95"
     assert adk.option_strings[:2] == ("size", "12 plus") and "natural khaki" in adk.option_strings
@@ -169,8 +169,8 @@ def test_done_pages_and_reward(recorded):
 @pytest.mark.parametrize("junk", ["", "buy it", "click[", "search[x", "<action>click[</action>", None, 42,
                                   "click[" + "a" * 1000 + "]", "\x00\udcff", "[SEP] [SEP]"])
 def test_hostile_text_never_crashes(junk):
-    assert parse_action(junk) is None or isinstance(parse_action(junk), tuple)
-    assert not check_action(parse_action(junk), {"has_search_bar": False, "clickables": ["buy now"]})[0]
+    assert parse_webshop_command(junk) is None or isinstance(parse_webshop_command(junk), tuple)
+    assert not check_action(parse_webshop_command(junk), {"has_search_bar": False, "clickables": ["buy now"]})[0]
     assert parse_observation(junk if isinstance(junk, str) else str(junk)).kind in ("unknown", "search", "results")
 
 
@@ -180,6 +180,7 @@ def test_missing_engine_raises_install_instructions():
     with pytest.raises(ImportError) as err:
         WebShopEnv()
     assert "princeton-nlp/WebShop" in str(err.value) and str(err.value) == INSTALL_HINT
+    assert isinstance(err.value, gym.error.DependencyNotInstalled)  # Gymnasium's type, and an ImportError
     if "guienv/WebShop-v0" not in gym.registry:
         gym.register("guienv/WebShop-v0", entry_point="guienv.envs.webshop:WebShopEnv")
     with pytest.raises(ImportError):

@@ -13,7 +13,7 @@ game ``alice``/``bob``/``charlie``) is turned into a single-agent one by keeping
 ``multi_agent=True`` the game runs as-is: the engine's commands carry an ``"alice : "`` prefix,
 the env shows the acting agent's commands without it and adds it back.
 
-Running (REFERENCE.md section 8): ``textworld.gym.register_game(path, EnvInfos(won=True,
+Running (ALFWorld, Shridhar et al., arXiv 2010.03768; alfworld/alfworld ``README.md``): ``textworld.gym.register_game(path, EnvInfos(won=True,
 admissible_commands=True, ...), wrappers=[AlfredDemangler()])``. Observation: the engine's text
 feedback (the welcome banner stripped); ``info`` holds ``task``, ``admissible_commands``, ``won``,
 ``invalid``, ``action`` (the command sent), ``prompt`` (verl-agent's ``<think>``/``<action>``
@@ -40,13 +40,16 @@ import random
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 
-from guienv.errors import DataError
+from guienv.config import config_to_dict, load_config
+from guienv.envs.mdp import render_text
+from guienv.envs.options import int_option, reset_options
+from guienv.errors import DataError, MissingDependency
 from guienv.spaces import AnyText
 
 INSTALL_HINT = "ALFWorld needs the alfworld package: pip install alfworld (it brings textworld[pddl])"
@@ -78,7 +81,7 @@ def _require_alfworld():
         import textworld  # noqa: F401
         import textworld.gym  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(INSTALL_HINT) from exc
+        raise MissingDependency(INSTALL_HINT) from exc
 
 
 def problem_agents(problem: str) -> list[str]:
@@ -258,7 +261,7 @@ class ALFWorldEnv(gym.Env):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         cfg = config or ALFWorldConfig()
         if overrides:
-            cfg = replace(cfg, **overrides)
+            cfg = load_config(ALFWorldConfig, {**config_to_dict(cfg), **overrides}, "ALFWorldEnv keyword options")
         if cfg.invalid_action not in ("engine", "noop"):
             raise ValueError(f"invalid_action must be 'engine' or 'noop', got {cfg.invalid_action!r}")
         self.config = cfg
@@ -364,14 +367,8 @@ class ALFWorldEnv(gym.Env):
     # -- gym API
     def reset(self, *, seed: int | None = None, options: Mapping[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        if "index" in options:
-            i = int(options["index"])
-            if not 0 <= i < len(self.game_files):
-                raise IndexError(f"game index {i} out of range (0..{len(self.game_files) - 1})")
-            self._index = i
-        else:
-            self._index = int(self.np_random.integers(len(self.game_files)))
+        i = int_option(reset_options(options), "index", 0, len(self.game_files))
+        self._index = int(self.np_random.integers(len(self.game_files))) if i is None else i
         self._reset_state()
         obs, infos = self._engine(self._index).reset()
         self._absorb(obs, infos)
@@ -402,8 +399,6 @@ class ALFWorldEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             return None
-        from guienv.envs.mdp import render_text
-
         return render_text(f"Task: {self._task}\nStep {self._t}\n{self._obs}\n\nAdmissible: {', '.join(self._admissible)}",
                            width=800, height=480)
 

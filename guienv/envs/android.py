@@ -1,4 +1,5 @@
-"""Android through Appium's UiAutomator2 driver (``guienv/AppiumAndroid-v0``; REFERENCE.md section 10).
+"""Android through Appium's UiAutomator2 driver (``guienv/AppiumAndroid-v0``;
+capabilities and gestures as documented in appium/appium-uiautomator2-driver ``README.md``).
 
 Capabilities come from :class:`AndroidConfig` (:func:`uiautomator2_capabilities`):
 ``platformName: Android``, ``appium:automationName: UiAutomator2``, ``appium:udid`` (always set:
@@ -31,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from emulator.android import MaintenanceCommand, validate_package
+from emulator.android import AndroidSdk, MaintenanceCommand, SubprocessRunner, snapshot_load_argv, validate_package
 from emulator.page_source import hierarchy_size, parse_page_source
 from guienv.actions import OPPOSITE, Action, ActionType
-from guienv.envs.appium_base import (
+from guienv.envs.appium_base import AppiumEnv
+from guienv.envs.appium_commands import (
     AppiumConfig,
-    AppiumEnv,
     Command,
     LaunchApp,
     Noop,
@@ -46,6 +47,7 @@ from guienv.envs.appium_base import (
     Viewport,
 )
 from guienv.io import decode_image
+from tasks.android_tasks import TASKS
 
 KEYCODES = {"home": 3, "back": 4, "enter": 66, "delete": 67}
 SYSTEM_PORT_RANGE = (8200, 8299)
@@ -185,10 +187,8 @@ class AndroidEnv(AppiumEnv):
     """``guienv/AppiumAndroid-v0``: android_world-style tasks on an emulator through UiAutomator2."""
 
     def __init__(self, render_mode: str | None = None, config: AndroidConfig | None = None, **kwargs: Any):
-        from tasks.android_tasks import TASKS
-
         if config is None:
-            config = AndroidConfig(**kwargs)
+            config = AndroidConfig.from_dict(kwargs, "AndroidEnv keyword options")
         elif kwargs:
             raise ValueError("pass either config= or keyword options, not both")
         names = config.tasks or tuple(TASKS)
@@ -208,8 +208,6 @@ class AndroidEnv(AppiumEnv):
 
     # -- episodes ------------------------------------------------------------------------------
     def begin_episode(self, options: dict[str, Any]) -> str:
-        from tasks.android_tasks import TASKS
-
         if "task" in options:
             name = options["task"]
         elif "index" in options:
@@ -228,13 +226,11 @@ class AndroidEnv(AppiumEnv):
         return self.task.goal
 
     def _load_snapshot(self) -> None:
-        from emulator.android import AndroidSdk, SubprocessRunner, snapshot_load_argv
-
         sdk = AndroidSdk(self.config.sdk_root) if self.config.sdk_root else AndroidSdk.from_env()
         argv = snapshot_load_argv(sdk, self.config.udid, self.config.snapshot_name)
         SubprocessRunner().run(argv, timeout=300).check()
 
-    def evaluate(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
+    def judge_step(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
         info: dict[str, Any] = {"task": self.task.name}
         last = action.type is ActionType.FINISH or self._steps >= min(self.config.max_steps, self.task.max_steps)
         if not last:
@@ -303,10 +299,3 @@ class AndroidEnv(AppiumEnv):
             self.driver.execute_script("mobile: type", {"text": text})
             return
         el.send_keys(text)
-
-
-def register_android_env() -> None:
-    import gymnasium as gym
-
-    if "guienv/AppiumAndroid-v0" not in gym.registry:
-        gym.register(id="guienv/AppiumAndroid-v0", entry_point="guienv.envs.android:AndroidEnv")

@@ -24,6 +24,10 @@ answers in (``resized`` for Qwen2.5-VL, with ``min_pixels``/``max_pixels`` its p
 (``agents.train_prompts.episode_prompts``), so a model trained with ``guienv train`` is evaluated
 on the prompt it was trained on.
 
+Actions may be an :class:`~guienv.actions.Action` in any frame, a space sample, guienv action JSON
+or model text; model text is read in ``text_frame`` (through :func:`guienv.parsing.read_action`),
+the frame the history is written in.
+
 Reward: 1.0 when the step's verdict is ``exact_match`` (type and arguments right), else 0.0.
 
 ``info`` describes the step the observation shows (what the agent acts on next): ``episode_id``,
@@ -46,8 +50,11 @@ import numpy as np
 from gymnasium import spaces
 from PIL import Image, ImageDraw
 
-from guienv.actions import Action, ActionType, action_space, as_action
+from guienv.actions import Action, ActionType, action_space
+from guienv.envs.options import int_option, reset_options
+from guienv.errors import EnvProtocolError, ResetOptionError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.parsing import read_action
 from guienv.prompts import history_text
 from guienv.spaces import AnyText, Screenshot
 from guienv.types import Episode, Step
@@ -148,7 +155,7 @@ class AndroidControlEnv(gym.Env):
     @property
     def current_step(self) -> Step:
         if self._episode is None:
-            raise RuntimeError("call reset() first")
+            raise EnvProtocolError("call reset() first")
         return self._episode.steps[self._t]
 
     def _obs(self) -> dict[str, Any]:
@@ -182,16 +189,13 @@ class AndroidControlEnv(gym.Env):
     # -- Gymnasium API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        if "index" in options:
-            index = int(options["index"])
-            if not 0 <= index < len(self.dataset):
-                raise ValueError(f"index {index} out of range for {len(self.dataset)} episodes")
-        elif "episode_id" in options:
+        options = reset_options(options)
+        index = int_option(options, "index", 0, len(self.dataset))
+        if index is None and "episode_id" in options:
             if not isinstance(self.dataset, EpisodeDataset):
-                raise ValueError("options={'episode_id': ...} needs an EpisodeDataset")
+                raise ResetOptionError("options={'episode_id': ...} needs an EpisodeDataset")
             index = self.dataset.index_of(options["episode_id"])
-        else:
+        if index is None:
             index = int(self.np_random.integers(len(self.dataset)))
         episode = self.dataset[index]
         if not episode.steps:
@@ -202,14 +206,10 @@ class AndroidControlEnv(gym.Env):
 
     def step(self, action: Any):
         if self._episode is None or self._done:
-            raise RuntimeError("the episode is over: call reset()")
+            raise EnvProtocolError.step_without_episode(self)
         step = self.current_step
-        pred = as_action(action)
-        if pred.is_valid:
-            try:
-                pred = pred.to_frame(Frame.PIXEL, Screen(step.width, step.height))
-            except ValueError as exc:  # e.g. a resized frame the screen cannot have
-                pred = Action.invalid(f"cannot convert to pixels: {exc}")
+        # model text is read in text_frame, the frame the history is written in
+        pred = read_action(action, Screen(step.width, step.height, self.resize), self.text_frame)
         verdict = match_step(pred, step, self.protocol)
         judged = self._t
         self._results.append(bool(verdict.exact_match))

@@ -1,11 +1,12 @@
-"""Shared layer of the online GUI envs driven through an Appium server (REFERENCE.md section 10).
+"""Shared layer of the online GUI envs driven through an Appium server (appium/appium
+``packages/appium/README.md``; W3C WebDriver Actions, https://www.w3.org/TR/webdriver2/#actions).
 
 One :class:`AppiumEnv` base serves the web (Appium's Chromium driver, :mod:`guienv.envs.miniwob`)
 and Android (UiAutomator2, :mod:`guienv.envs.android`). A step is
 
-1. ``guienv.actions.as_action`` -> an :class:`~guienv.actions.Action` in any frame, converted to
-   the **screenshot pixel** frame (``Action.to_frame(Frame.PIXEL, Screen(w, h))``);
-2. :meth:`AppiumEnv.plan` -> a short list of typed device :class:`Command` s in the **driver's**
+1. :func:`guienv.parsing.read_action` -> an :class:`~guienv.actions.Action` in the **screenshot
+   pixel** frame (model text is read in pixels; other inputs carry their own frame);
+2. :meth:`AppiumEnv.plan` -> a short list of typed device commands (:mod:`guienv.envs.appium_commands`) in the **driver's**
    coordinate space (CSS pixels for web, device pixels for Android): a pure function, so the
    translation is tested without a device;
 3. :meth:`AppiumEnv.execute` runs each command: taps, long presses and swipes as W3C pointer
@@ -29,20 +30,30 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from PIL import Image
 
-from guienv.actions import Action, ActionType, action_space, as_action, scroll_to_swipe
-from guienv.frames import Frame, Screen
-from guienv.io import decode_image
+from guienv.actions import Action, ActionType, action_space
+from guienv.envs.appium_commands import (
+    AppiumConfig,
+    Command,
+    Noop,
+    Swipe,
+    Tap,
+    Viewport,
+    Wait,
+    plan_pointer,
+    w3c_swipe,
+    w3c_tap,
+)
+from guienv.errors import EnvProtocolError, MissingDependency
+from guienv.frames import Frame
+from guienv.parsing import read_action
 from guienv.spaces import AnyText, Screenshot
 from guienv.types import UIElement
 
@@ -53,221 +64,6 @@ class AppiumSessionError(RuntimeError):
     Raised by ``step``/``reset`` instead of hanging; the env has dropped the session and the
     next ``reset()`` starts a new one.
     """
-
-
-# -- configuration ---------------------------------------------------------------------------
-@dataclass
-class AppiumConfig:
-    """What every Appium env needs; platform configs extend it."""
-
-    server_url: str = "http://127.0.0.1:4723"
-    command_timeout_s: float = 20.0  # HTTP timeout of one driver command
-    session_timeout_s: float = 120.0  # HTTP timeout while a new session starts
-    max_steps: int = 20  # episode truncates after this many steps
-    settle_s: float = 0.0  # pause after an action before observing (animations)
-    wait_s: float = 1.0  # duration of the ``wait`` action
-    tap_hold_ms: float = 50.0  # finger down time of a tap
-    long_press_ms: float = 1000.0
-    swipe_ms: float = 400.0
-    scroll_fraction: float = 0.5  # a scroll moves this fraction of the screen
-    invalid_action_penalty: float = 0.0  # reward for an unparseable action (the step is a no-op)
-    max_elements_chars: int = 1 << 20  # length bound of the elements JSON observation
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AppiumConfig:
-        """Build from a mapping (e.g. a YAML section); unknown keys are an error."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
-        return cls(**data)
-
-
-# -- device commands (the pure output of AppiumEnv.plan) -------------------------------------
-@dataclass(frozen=True)
-class Tap:
-    x: int
-    y: int
-    hold_ms: float
-
-
-@dataclass(frozen=True)
-class Swipe:
-    x1: int
-    y1: int
-    x2: int
-    y2: int
-    duration_ms: float
-
-
-@dataclass(frozen=True)
-class Wheel:
-    """A W3C wheel scroll at ``(x, y)`` (web); ``dx``/``dy`` in CSS pixels, content moves by it."""
-
-    x: int
-    y: int
-    dx: int
-    dy: int
-
-
-@dataclass(frozen=True)
-class SwipeGesture:
-    """UiAutomator2 ``mobile: swipeGesture``; ``direction`` is the **finger's**."""
-
-    left: int
-    top: int
-    width: int
-    height: int
-    direction: str
-    percent: float
-
-
-@dataclass(frozen=True)
-class TypeText:
-    text: str
-
-
-@dataclass(frozen=True)
-class PressKey:
-    key: str  # "enter" | "back" | "home"
-
-
-@dataclass(frozen=True)
-class LaunchApp:
-    app_id: str
-
-
-@dataclass(frozen=True)
-class Wait:
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Noop:
-    reason: str
-
-
-Command = Tap | Swipe | Wheel | SwipeGesture | TypeText | PressKey | LaunchApp | Wait | Noop
-
-
-# -- coordinates -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Viewport:
-    """Maps screenshot pixels to driver coordinates: ``driver = origin + pixel / scale``.
-
-    ``scale`` is screenshot pixels per driver unit (the page's devicePixelRatio for web, 1 for an
-    Android screenshot taken at device resolution); ``origin`` is the driver coordinate of the
-    screenshot's top-left pixel (a web crop's offset).
-    """
-
-    width: int  # screenshot size in pixels
-    height: int
-    scale: float = 1.0
-    origin: tuple[float, float] = (0.0, 0.0)
-
-    @property
-    def screen(self) -> Screen:
-        return Screen(self.width, self.height)
-
-    def clamp(self, x: float, y: float) -> tuple[float, float]:
-        """Keep a pixel point on the screenshot (a model may point just outside it)."""
-        return min(max(x, 0.0), self.width - 1.0), min(max(y, 0.0), self.height - 1.0)
-
-    def to_driver(self, x: float, y: float) -> tuple[int, int]:
-        x, y = self.clamp(x, y)
-        return (
-            int(math.floor(self.origin[0] + x / self.scale)),
-            int(math.floor(self.origin[1] + y / self.scale)),
-        )
-
-    def box_to_pixels(self, box: Sequence[float]) -> tuple[float, float, float, float]:
-        """A driver-space ``(x1, y1, x2, y2)`` box in screenshot pixels, clipped to the image."""
-        ox, oy = self.origin
-        x1, y1, x2, y2 = ((box[0] - ox) * self.scale, (box[1] - oy) * self.scale,
-                          (box[2] - ox) * self.scale, (box[3] - oy) * self.scale)
-        cx = lambda v: min(max(v, 0.0), float(self.width))  # noqa: E731
-        cy = lambda v: min(max(v, 0.0), float(self.height))  # noqa: E731
-        return cx(x1), cy(y1), cx(x2), cy(y2)
-
-
-def plan_pointer(action: Action, vp: Viewport, cfg: AppiumConfig) -> list[Command] | None:
-    """Commands for the actions both platforms run the same way (pixel-frame ``action``).
-
-    Returns ``None`` for the types a platform plans itself (scroll, keys, open_app).
-    """
-    t = action.type
-    if t is ActionType.CLICK:
-        return [Tap(*vp.to_driver(*action.point), hold_ms=cfg.tap_hold_ms)]
-    if t is ActionType.LONG_PRESS:
-        hold = action.duration_ms if action.duration_ms is not None else cfg.long_press_ms
-        return [Tap(*vp.to_driver(*action.point), hold_ms=hold)]
-    if t is ActionType.SWIPE:
-        if action.point is None or action.end is None:  # direction only: a centred finger swipe
-            finger = action.direction
-            content = {"up": "down", "down": "up", "left": "right", "right": "left"}[finger]
-            action = scroll_to_swipe(Action.scroll(content), vp.screen, cfg.scroll_fraction)
-        dur = action.duration_ms if action.duration_ms is not None else cfg.swipe_ms
-        (x1, y1), (x2, y2) = vp.to_driver(*action.point), vp.to_driver(*action.end)
-        return [Swipe(x1, y1, x2, y2, duration_ms=dur)]
-    if t is ActionType.TYPE:
-        cmds: list[Command] = []
-        if action.point is not None:  # focus the field first
-            cmds.append(Tap(*vp.to_driver(*action.point), hold_ms=cfg.tap_hold_ms))
-        return cmds + [TypeText(action.text)]
-    if t is ActionType.KEYBOARD_ENTER:
-        return [PressKey("enter")]
-    if t is ActionType.NAVIGATE_BACK:
-        return [PressKey("back")]
-    if t is ActionType.NAVIGATE_HOME:
-        return [PressKey("home")]
-    if t is ActionType.WAIT:
-        return [Wait(cfg.wait_s)]
-    if t is ActionType.BOX:
-        # A grounding answer is not a device action; treat it as a tap on the box centre.
-        return [Tap(*vp.to_driver(*action.target), hold_ms=cfg.tap_hold_ms)]
-    if t in (ActionType.FINISH, ActionType.INVALID):
-        return []
-    return None
-
-
-# -- W3C pointer actions ---------------------------------------------------------------------
-def w3c_tap(driver: Any, x: int, y: int, hold_ms: float) -> None:
-    """Touch tap / long press: move (0 ms), down, pause ``hold_ms``, up."""
-    from selenium.webdriver.common.actions import interaction
-    from selenium.webdriver.common.actions.action_builder import ActionBuilder
-    from selenium.webdriver.common.actions.pointer_input import PointerInput
-
-    ab = ActionBuilder(driver, mouse=PointerInput(interaction.POINTER_TOUCH, "finger"), duration=0)
-    ab.pointer_action.move_to_location(int(x), int(y))
-    ab.pointer_action.pointer_down()
-    if hold_ms > 0:
-        ab.pointer_action.pause(hold_ms / 1000.0)
-    ab.pointer_action.pointer_up()
-    ab.perform()
-
-
-def w3c_swipe(driver: Any, x1: int, y1: int, x2: int, y2: int, duration_ms: float) -> None:
-    """Touch swipe: move to start, down, move to end over ``duration_ms``, up."""
-    from selenium.webdriver.common.actions import interaction
-    from selenium.webdriver.common.actions.action_builder import ActionBuilder
-    from selenium.webdriver.common.actions.pointer_input import PointerInput
-
-    finger = PointerInput(interaction.POINTER_TOUCH, "finger")
-    ab = ActionBuilder(driver, mouse=finger, duration=0)
-    ab.pointer_action.move_to_location(int(x1), int(y1))
-    ab.pointer_action.pointer_down()
-    # Only the drag carries the duration; the approach above is instantaneous.
-    finger.create_pointer_move(duration=int(duration_ms), x=int(x2), y=int(y2))
-    ab.pointer_action.pointer_up()
-    ab.perform()
-
-
-def w3c_wheel(driver: Any, x: int, y: int, dx: int, dy: int) -> None:
-    from selenium.webdriver.common.actions.action_builder import ActionBuilder
-
-    ab = ActionBuilder(driver, duration=0)
-    ab.wheel_action.scroll(x=int(x), y=int(y), delta_x=int(dx), delta_y=int(dy), duration=0)
-    ab.perform()
 
 
 # -- elements ----------------------------------------------------------------------------------
@@ -283,14 +79,6 @@ def element_from_dict(d: dict[str, Any]) -> UIElement:
 
 def elements_to_json(elements: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(elements), ensure_ascii=False, separators=(",", ":"))
-
-
-def parse_elements(text: str) -> list[dict[str, Any]]:
-    """Inverse of the ``elements`` observation (a JSON list of element dicts)."""
-    data = json.loads(text)
-    if not isinstance(data, list):
-        raise ValueError("elements observation must be a JSON list")
-    return data
 
 
 # -- session-loss classification -------------------------------------------------------------
@@ -334,7 +122,8 @@ class AppiumEnv(gym.Env):
     """Base Gymnasium env for one Appium session.
 
     Subclasses provide :meth:`capabilities`, :meth:`begin_episode`, :meth:`capture`,
-    :meth:`evaluate` and the platform parts of :meth:`plan`/:meth:`execute`.
+    :meth:`judge_step` (did the action succeed: reward, terminated) and the platform parts of
+    :meth:`plan`/:meth:`execute`.
 
     Observation: ``{"screenshot": uint8 (H, W, 3), "instruction": str, "elements": JSON str}``.
     Info: ``elements`` (tuple of :class:`UIElement`, screenshot pixels), ``step``, ``action``
@@ -388,7 +177,7 @@ class AppiumEnv(gym.Env):
         """Screenshot and element dicts (boxes in screenshot pixels); sets ``self.viewport``."""
         raise NotImplementedError
 
-    def evaluate(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
+    def judge_step(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
         """Reward, terminated and extra info after ``action`` ran."""
         raise NotImplementedError
 
@@ -403,7 +192,7 @@ class AppiumEnv(gym.Env):
     def plan(self, action: Action) -> list[Command]:
         """Device commands for ``action`` (any frame; needs a captured viewport)."""
         if self.viewport is None:
-            raise RuntimeError("plan() needs an observation first: call reset()")
+            raise EnvProtocolError("plan() needs an observation first: call reset()")
         action = action.to_frame(Frame.PIXEL, self.viewport.screen)
         cmds = plan_pointer(action, self.viewport, self.config)
         return cmds if cmds is not None else self.plan_platform(action, self.viewport)
@@ -438,8 +227,13 @@ class AppiumEnv(gym.Env):
 
     def new_driver(self) -> Any:
         """Start a session (overridable; the Android tests swap in a labelled fake)."""
-        from appium import webdriver
-        from appium.options.common import AppiumOptions
+        try:
+            from appium import webdriver
+            from appium.options.common import AppiumOptions
+        except ImportError as exc:
+            raise MissingDependency(
+                "Appium envs need the Appium Python client: pip install Appium-Python-Client (emulator/install.sh)"
+            ) from exc
 
         options = AppiumOptions().load_capabilities(self.capabilities())
         driver = webdriver.Remote(
@@ -529,7 +323,7 @@ class AppiumEnv(gym.Env):
     def step(self, action: Any):
         if self.driver is None:
             raise AppiumSessionError("no Appium session: call reset() first (the last session was lost or closed)")
-        a = as_action(action)
+        a = pixel = read_action(action, self.viewport.screen)
         self._steps += 1
         info: dict[str, Any] = {}
         reward, terminated = 0.0, False
@@ -537,9 +331,7 @@ class AppiumEnv(gym.Env):
             info["invalid"] = a.reason
             reward = self.config.invalid_action_penalty
             cmds: list[Command] = []
-            pixel = a
         else:
-            pixel = a.to_frame(Frame.PIXEL, self.viewport.screen)
             cmds = self.plan(pixel)
         with self._guard(f"step ({a.type.value})"):
             for cmd in cmds:
@@ -549,7 +341,7 @@ class AppiumEnv(gym.Env):
                     break
             if cmds and self.config.settle_s > 0:
                 time.sleep(self.config.settle_s)
-            r, terminated, extra = self.evaluate(pixel)
+            r, terminated, extra = self.judge_step(pixel)
             reward += r
             info.update(extra)
             obs, obs_info = self._observe()
@@ -607,248 +399,3 @@ class AppiumEnv(gym.Env):
     def close(self):
         self._drop_session()
         super().close()
-
-
-# == web (Appium Chromium driver) ==============================================================
-@dataclass
-class ChromiumConfig(AppiumConfig):
-    """A headless Chromium session through Appium's Chromium driver (capabilities verified with
-    Debian's chromium/chromedriver, REFERENCE.md section 10)."""
-
-    window_size: tuple[int, int] = (500, 500)  # outer window; headless Chromium keeps width >= 500
-    tap_hold_ms: float = 0.0  # Chromium turns a 0 ms touch into a click; saves 50 ms a step
-    device_scale_factor: float = 1.0  # screenshot pixels per CSS pixel (devicePixelRatio)
-    chromium_binary: str = "/usr/bin/chromium"
-    chromedriver: str = "/usr/bin/chromedriver"
-    extra_chromium_args: tuple[str, ...] = ()
-    script_timeout_s: float = 10.0
-    home_url: str | None = None  # ``navigate_home`` target; None makes it a no-op
-    # Every Chromium session runs its own chromedriver; they all default to port 9515, and a
-    # second session on that port kills the first one's. None: a free port per session.
-    chromedriver_port: int | None = None
-
-
-def chromium_capabilities(cfg: ChromiumConfig, chromedriver_port: int | None = None) -> dict[str, Any]:
-    """W3C capabilities for Appium's Chromium driver (``browserName`` must be ``chrome``:
-    chromedriver rejects ``chromium``; no chromedriver auto-download; a chromedriver port of
-    its own so parallel sessions don't collide)."""
-    w, h = cfg.window_size
-    args = [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        f"--window-size={int(w)},{int(h)}",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--hide-scrollbars",
-    ]
-    if cfg.device_scale_factor != 1.0:
-        args.append(f"--force-device-scale-factor={cfg.device_scale_factor:g}")
-    args += list(cfg.extra_chromium_args)
-    caps = {
-        "platformName": "linux",
-        "browserName": "chrome",
-        "appium:automationName": "Chromium",
-        "appium:executable": cfg.chromedriver,
-        "appium:autodownloadEnabled": False,
-        "goog:chromeOptions": {"binary": cfg.chromium_binary, "args": args},
-    }
-    port = chromedriver_port if chromedriver_port is not None else cfg.chromedriver_port
-    if port is not None:
-        caps["appium:chromedriverPort"] = int(port)
-    return caps
-
-
-def free_local_port() -> int:
-    """A TCP port nobody listens on right now on 127.0.0.1."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# Visible elements of the page as plain objects, boxes in CSS pixels relative to the viewport.
-# arguments[0]: [x, y, w, h] region of interest (CSS px) or null; arguments[1]: CSS selector of
-# subtrees to leave out, or null.
-DOM_JS = r"""
-const crop = arguments[0], skip = arguments[1];
-const vw = window.innerWidth, vh = window.innerHeight;
-const rx = crop ? crop[0] : 0, ry = crop ? crop[1] : 0;
-const rw = crop ? crop[2] : vw, rh = crop ? crop[3] : vh;
-const CLICK_TAGS = new Set(['A', 'BUTTON', 'INPUT', 'SELECT', 'TEXTAREA', 'LABEL', 'OPTION', 'SUMMARY']);
-const ROLES = new Set(['button', 'link', 'checkbox', 'radio', 'tab', 'menuitem', 'option', 'switch']);
-const TEXT_INPUTS = new Set(['text', 'search', 'email', 'password', 'tel', 'url', 'number', 'date',
-                             'time', 'datetime-local', 'month', 'week']);
-const SKIP_TAGS = new Set(['SCRIPT', 'STYLE', 'BR', 'NOSCRIPT', 'HEAD', 'META', 'LINK', 'TITLE']);
-function ownText(el) {
-  let t = '';
-  for (const n of el.childNodes) if (n.nodeType === 3) t += n.data;
-  return t.replace(/\s+/g, ' ').trim().slice(0, 300);
-}
-const out = [];
-const all = document.body ? document.body.querySelectorAll('*') : [];
-for (const el of all) {
-  const tag = el.tagName;
-  if (SKIP_TAGS.has(tag)) continue;
-  if (skip && el.closest(skip)) continue;
-  const r = el.getBoundingClientRect();
-  if (r.width <= 0 || r.height <= 0) continue;
-  if (r.right <= rx || r.bottom <= ry || r.left >= rx + rw || r.top >= ry + rh) continue;
-  const cs = window.getComputedStyle(el);
-  if (cs.visibility === 'hidden' || cs.display === 'none' || parseFloat(cs.opacity) === 0) continue;
-  const role = (el.getAttribute('role') || '').toLowerCase();
-  const isInput = el instanceof HTMLInputElement;
-  const type = isInput ? (el.type || 'text').toLowerCase() : '';
-  let checkable = isInput && (type === 'checkbox' || type === 'radio');
-  let checked = checkable ? el.checked : false;
-  if (tag === 'LABEL' && el.control && (el.control.type === 'checkbox' || el.control.type === 'radio')) {
-    checkable = true; checked = el.control.checked;
-  }
-  if (role === 'checkbox' || role === 'radio' || role === 'switch') {
-    checkable = true; checked = el.getAttribute('aria-checked') === 'true';
-  }
-  const editable = (isInput && TEXT_INPUTS.has(type)) || el instanceof HTMLTextAreaElement || el.isContentEditable;
-  const clickable = CLICK_TAGS.has(tag) || ROLES.has(role) || el.hasAttribute('onclick') || cs.cursor === 'pointer';
-  const scrollable = (el.scrollHeight > el.clientHeight + 1 && /(auto|scroll)/.test(cs.overflowY)) ||
-                     (el.scrollWidth > el.clientWidth + 1 && /(auto|scroll)/.test(cs.overflowX));
-  const value = (isInput || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement) ? String(el.value) : null;
-  const desc = el.getAttribute('aria-label') || el.getAttribute('title') || el.getAttribute('alt') ||
-               el.getAttribute('placeholder') || null;
-  out.push({
-    css_box: [r.left, r.top, r.right, r.bottom],
-    text: (editable && value !== null) ? value : ownText(el),
-    content_description: desc,
-    resource_id: el.id || null,
-    class_name: tag.toLowerCase() + (type ? '_' + type : ''),
-    clickable: !!clickable, editable: !!editable, scrollable: !!scrollable,
-    checkable: !!checkable, checked: !!checked, visible: true,
-    tag: tag.toLowerCase(),
-    classes: typeof el.className === 'string' ? el.className : '',
-    value: value,
-    focused: document.activeElement === el,
-  });
-}
-return {elements: out, inner: [vw, vh], dpr: window.devicePixelRatio};
-"""
-
-# WebDriver reserves U+E000..U+F8FF-range code points for keys (Enter, Ctrl, ...): hostile text
-# must not press keys, so these characters are dropped (and counted) before typing.
-_WEBDRIVER_KEY_RANGE = (0xE000, 0xF8FF)
-
-
-def sanitize_webdriver_text(text: str) -> tuple[str, int]:
-    """``text`` without WebDriver key code points, and how many were dropped."""
-    lo, hi = _WEBDRIVER_KEY_RANGE
-    clean = "".join(c for c in text if not lo <= ord(c) <= hi)
-    return clean, len(text) - len(clean)
-
-
-class ChromiumEnv(AppiumEnv):
-    """Web pages in headless Chromium through Appium's Chromium driver.
-
-    Screenshot pixels map to CSS pixels through the measured devicePixelRatio (screenshot width
-    over ``window.innerWidth``); :attr:`crop` (CSS ``x, y, w, h``) limits the observation to part
-    of the viewport (MiniWoB's task area).
-    """
-
-    crop: tuple[float, float, float, float] | None = None
-    skip_selector: str | None = None
-
-    def __init__(self, config: ChromiumConfig, render_mode: str | None = None):
-        size = None
-        if self.crop is not None:
-            s = config.device_scale_factor
-            size = (int(round(self.crop[2] * s)), int(round(self.crop[3] * s)))
-        super().__init__(config, render_mode, screen_size=size)
-
-    def capabilities(self) -> dict[str, Any]:
-        port = self.config.chromedriver_port
-        return chromium_capabilities(self.config, port if port is not None else free_local_port())
-
-    def on_session_start(self) -> None:
-        self.driver.set_script_timeout(self.config.script_timeout_s)
-
-    def dom(self) -> dict[str, Any]:
-        return self.driver.execute_script(DOM_JS, list(self.crop) if self.crop else None, self.skip_selector)
-
-    def capture(self) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        info = self.dom()
-        img = decode_image(self.driver.get_screenshot_as_png(), "<appium screenshot>")
-        inner_w = float(info["inner"][0])
-        scale = img.shape[1] / inner_w if inner_w > 0 else float(info.get("dpr") or 1.0)
-        if self.crop is not None:
-            cx, cy, cw, ch = self.crop
-            x0, y0 = int(round(cx * scale)), int(round(cy * scale))
-            img = img[y0 : y0 + int(round(ch * scale)), x0 : x0 + int(round(cw * scale))]
-            origin = (cx, cy)
-        else:
-            origin = (0.0, 0.0)
-        if self.screen_size is not None and (img.shape[1], img.shape[0]) != self.screen_size:
-            # The browser rendered at another scale than configured: fit the fixed Box.
-            fw, fh = self.screen_size
-            scale *= fw / img.shape[1]
-            img = np.asarray(Image.fromarray(img).resize((fw, fh), Image.BILINEAR))
-        img = np.ascontiguousarray(img)
-        self.viewport = Viewport(img.shape[1], img.shape[0], scale=scale, origin=origin)
-        elements = []
-        for e in info["elements"]:
-            e = dict(e)
-            e["box"] = list(self.viewport.box_to_pixels(e.pop("css_box")))
-            if e["box"][2] > e["box"][0] and e["box"][3] > e["box"][1]:
-                elements.append(e)
-        return img, elements
-
-    def plan_platform(self, action: Action, vp: Viewport) -> list[Command]:
-        if action.type is ActionType.SCROLL:
-            # Content moves in ``direction``: "down" reveals what is below = wheel deltaY > 0.
-            x, y = action.point if action.point is not None else (vp.width / 2, vp.height / 2)
-            dx, dy = vp.to_driver(x, y)
-            amount = self.config.scroll_fraction
-            step_x = int(round(amount * vp.width / vp.scale))
-            step_y = int(round(amount * vp.height / vp.scale))
-            ddx = {"left": -step_x, "right": step_x}.get(action.direction, 0)
-            ddy = {"up": -step_y, "down": step_y}.get(action.direction, 0)
-            return [Wheel(dx, dy, ddx, ddy)]
-        if action.type is ActionType.OPEN_APP:
-            return [Noop("open_app has no meaning in a web page")]
-        return super().plan_platform(action, vp)
-
-    def plan(self, action: Action) -> list[Command]:
-        cmds = super().plan(action)
-        out: list[Command] = []
-        for c in cmds:
-            if isinstance(c, TypeText):
-                clean, dropped = sanitize_webdriver_text(c.text)
-                if dropped:
-                    out.append(Noop(f"dropped {dropped} WebDriver key-code character(s) from the typed text"))
-                c = TypeText(clean)
-            elif isinstance(c, PressKey) and c.key == "home" and self.config.home_url is None:
-                c = Noop("navigate_home has no target page here")
-            out.append(c)
-        return out
-
-    def execute_platform(self, cmd: Command) -> None:
-        from selenium.webdriver.common.keys import Keys
-
-        d = self.driver
-        if isinstance(cmd, TypeText):
-            if cmd.text:
-                d.switch_to.active_element.send_keys(cmd.text)
-        elif isinstance(cmd, PressKey):
-            if cmd.key == "enter":
-                d.switch_to.active_element.send_keys(Keys.ENTER)
-            elif cmd.key == "back":
-                d.back()
-            elif cmd.key == "home":
-                d.get(self.config.home_url)
-        elif isinstance(cmd, Wheel):
-            w3c_wheel(d, cmd.x, cmd.y, cmd.dx, cmd.dy)
-        else:
-            super().execute_platform(cmd)
-
-    def execute_js(self, script: str, *args: Any) -> Any:
-        """Run JavaScript in the page (tests and oracles read page state with it)."""
-        with self._guard("execute_js"):
-            return self.driver.execute_script(script, *args)

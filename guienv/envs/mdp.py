@@ -37,6 +37,7 @@ import numpy as np
 from gymnasium import spaces
 
 from guienv.actions import Action, ActionType
+from guienv.envs.options import int_option, reset_options
 from guienv.spaces import AnyText
 from tasks.mdp_specs import BUILDERS, MDPArrays, MDPSpec, build, load_specs, spec_from_dict
 
@@ -305,15 +306,15 @@ class MDPEnv(gym.Env):
             "action": action,
         }
 
-    def parse_action(self, action: Any) -> int | None:
+    def read_command(self, action: Any) -> int | None:
         """Action index, or None if ``action`` names no action (never raises)."""
         if isinstance(action, (int, np.integer)) and not isinstance(action, bool):
             return int(action) if 0 <= int(action) < len(self.actions) else None
         if isinstance(action, np.ndarray) and action.shape == () and np.issubdtype(action.dtype, np.integer):
-            return self.parse_action(int(action))
+            return self.read_command(int(action))
         if isinstance(action, Action):
             if action.type is ActionType.TYPE and action.text is not None:
-                return self.parse_action(action.text)
+                return self.read_command(action.text)
             return None
         if isinstance(action, str):
             found = _ACTION_TAG.findall(action[:10000])
@@ -326,14 +327,8 @@ class MDPEnv(gym.Env):
     # -- gym API
     def reset(self, *, seed: int | None = None, options: Mapping[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        if "index" in options:
-            i = int(options["index"])
-            if not 0 <= i < len(self.specs):
-                raise IndexError(f"task index {i} out of range (0..{len(self.specs) - 1})")
-            self._task = i
-        else:
-            self._task = int(self.np_random.integers(len(self.specs)))
+        i = int_option(reset_options(options), "index", 0, len(self.specs))
+        self._task = int(self.np_random.integers(len(self.specs))) if i is None else i
         m = self.arrays[self._task]
         self._state = int(self.np_random.choice(len(m.start), p=m.start))
         self._t = 0
@@ -341,7 +336,7 @@ class MDPEnv(gym.Env):
 
     def step(self, action: Any):
         m = self.arrays[self._task]
-        a = self.parse_action(action)
+        a = self.read_command(action)
         reward = 0.0
         if a is not None and not m.terminal[self._state]:
             probs = m.P[self._state, a]
@@ -360,7 +355,7 @@ class MDPEnv(gym.Env):
         return render_text(f"{self.spec_.name}  t={self._t}\nobservation: {self._obs()}\nactions: {', '.join(self.actions)}")
 
     # -- exact quantities for this env's current task
-    def evaluate(self, pi: np.ndarray) -> ExactValues:
+    def policy_values(self, pi: np.ndarray) -> ExactValues:
         return evaluate_policy(self.arrays[self._task], pi)
 
     def policy_gradient(self, logits: np.ndarray) -> np.ndarray:

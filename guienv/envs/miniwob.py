@@ -2,7 +2,8 @@
 
 MiniWoB++ (Shi et al., 2017, "World of Bits"; Liu et al., 2018) task pages ship in the
 ``miniwob`` PyPI package under ``miniwob/html/miniwob/<task>.html`` and run offline from
-``file://`` URLs. As in the package's own Selenium envs (REFERENCE.md section 10), an episode is
+``file://`` URLs. As in the package's own Selenium envs (Farama-Foundation/miniwob-plusplus
+``miniwob/selenium_instance.py``), an episode is
 started with ``core.startEpisodeReal()`` after ``Math.seedrandom(seed)``; the reward is
 ``WOB_RAW_REWARD_GLOBAL`` (``reward="raw"``) or the time-decayed ``WOB_REWARD_GLOBAL``
 (``reward="decayed"``), read once ``WOB_DONE_GLOBAL`` is true; the instruction is the ``#query``
@@ -18,7 +19,6 @@ and one ``guienv/MiniWoB-<task>-v0`` id per task page of the installed package.
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from dataclasses import dataclass
@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from guienv.actions import Action
-from guienv.envs.appium_base import ChromiumConfig, ChromiumEnv, Command, Noop, PressKey
+from guienv.envs.appium_commands import Command, Noop, PressKey
+from guienv.envs.chromium import ChromiumConfig, ChromiumEnv
 from guienv.registration import miniwob_html_dir, miniwob_tasks, register_miniwob_envs  # noqa: F401
 
 TASK_WIDTH, TASK_HEIGHT = 160, 210  # MiniWoB's #wrap, CSS pixels
 _TASK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
-@functools.lru_cache(maxsize=1)
 @dataclass
 class MiniWoBConfig(ChromiumConfig):
     task: str = "click-button"
@@ -79,7 +79,7 @@ class MiniWoBEnv(ChromiumEnv):
 
     def __init__(self, task: str | None = None, render_mode: str | None = None, config: MiniWoBConfig | None = None, **kwargs: Any):
         if config is None:
-            config = MiniWoBConfig(**({"task": task} if task else {}), **kwargs)
+            config = MiniWoBConfig.from_dict({**({"task": task} if task else {}), **kwargs}, "MiniWoBEnv keyword options")
         elif task or kwargs:
             raise ValueError("pass either config= or task/keyword options, not both")
         self.tasks = miniwob_tasks(config.html_dir)
@@ -132,7 +132,7 @@ class MiniWoBEnv(ChromiumEnv):
         return [Noop(f"{c.key} has no effect in a MiniWoB task") if isinstance(c, PressKey) and c.key in ("back", "home") else c
                 for c in super().plan(action)]
 
-    def evaluate(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
+    def judge_step(self, action: Action) -> tuple[float, bool, dict[str, Any]]:
         st = self.driver.execute_script(_STATE_JS)
         done = bool(st["done"])
         raw, decayed = float(st["raw"] or 0.0), float(st["decayed"] or 0.0)

@@ -1,13 +1,13 @@
 """``guienv/ScreenSpot-v0``: one-step GUI grounding over a ScreenSpot-family dataset.
 
 Each episode is one sample: the observation is the screenshot and the instruction, the agent acts
-once, and the reward is ScreenSpot's metric (REFERENCE.md section 7; SeeClick, arXiv 2401.10935):
+once, and the reward is ScreenSpot's metric (SeeClick, Cheng et al., arXiv 2401.10935):
 1 if the action's point (or the centre of its box) lies inside the ground-truth box, else 0.
 Unparsable output is an ``invalid`` action and scores 0.
 
 Actions may be an :class:`~guienv.actions.Action` in any frame, a sample of
 :func:`guienv.actions.action_space` (normalized frame), guienv action JSON, or model text. Text is
-read in ``text_frame`` (REFERENCE.md section 1): ``pixel`` for Qwen2.5-VL answering on the original
+read in ``text_frame`` (see :mod:`guienv.frames`): ``pixel`` for Qwen2.5-VL answering on the original
 screenshot, ``resized`` for Qwen2.5-VL answering on its smart-resized input (``min_pixels`` /
 ``max_pixels`` define that frame), ``grid1000`` for Qwen2-VL / UI-TARS-1.0 / OS-Atlas,
 ``normalized`` for [0, 1] answers. Every prediction is converted to original pixels before the hit
@@ -23,11 +23,12 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from guienv.actions import Action, ActionType, action_space, as_action
-from guienv.errors import DataError
+from guienv.actions import ActionType, action_space
+from guienv.envs.options import int_option, reset_options
+from guienv.errors import DataError, EnvProtocolError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.geometry import point_in_box
-from guienv.parsing import parse_action
+from guienv.parsing import read_action
 from guienv.spaces import AnyText, Screenshot
 from guienv.types import GroundingSample
 from tasks.screenspot import GroundingDataset, load_screenspot
@@ -87,12 +88,8 @@ class ScreenSpotEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         n = len(self.dataset)
-        if options and options.get("index") is not None:
-            index = options["index"]
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < n:
-                raise IndexError(f"options['index'] must be an int in [0, {n}), got {index!r}")
-            index = int(index)
-        else:
+        index = int_option(reset_options(options), "index", 0, n)
+        if index is None:
             index = int(self.np_random.integers(n))
         s = self.dataset[index]
         # Consecutive samples often share a screenshot (several instructions per screen): a hit
@@ -128,16 +125,10 @@ class ScreenSpotEnv(gym.Env):
 
     def step(self, action: Any):
         if self._sample is None or self._done:
-            raise RuntimeError("ScreenSpotEnv: call reset() before step(); each episode is one step")
-        # Model text carries no frame: label its numbers with text_frame (guienv JSON's own wins).
-        a = parse_action(action, frame=self.text_frame) if isinstance(action, str) else as_action(action)
-        point = None
-        if a.type in _GROUNDING_TYPES:
-            try:
-                a = a.to_frame(Frame.PIXEL, self._screen)
-                point = a.target
-            except (ValueError, OverflowError) as exc:  # e.g. a huge number overflowing to inf
-                a = Action.invalid(f"cannot convert the prediction to pixels: {exc}")
+            raise EnvProtocolError.step_without_episode(self)  # each episode is one step
+        # Model text carries no frame: its numbers are in text_frame (guienv JSON's own wins).
+        a = read_action(action, self._screen, self.text_frame)
+        point = a.target if a.type in _GROUNDING_TYPES else None
         correct = point_in_box(point, self._sample.box)
         self._pred, self._done = point, True
         info = self._fresh_info()

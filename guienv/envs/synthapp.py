@@ -2,10 +2,10 @@
 
 Two modes over the generator in :mod:`tasks.synthapp`:
 
-* ``grounding``: ScreenSpot-style one-step grounding (SeeClick, arXiv 2401.10935; REFERENCE.md
-  section 7). The observation is a generated screen and an instruction naming one control by its
-  visible label or icon name; the agent acts once; reward 1 if the action's point (a box's centre)
-  lies inside the target's box (:func:`rewards.grounding.point_in_box`).
+* ``grounding``: ScreenSpot-style one-step grounding (SeeClick, arXiv 2401.10935). The observation
+  is a generated screen and an instruction naming one control by its visible label or icon name;
+  the agent acts once; reward 1 if the action's point (a box's centre) lies inside the target's box
+  (:func:`guienv.geometry.point_in_box`).
 * ``app``: a multi-screen app (tabs, list -> detail, toggles, a form, confirm dialogs). The goal
   needs exactly ``k`` actions; the screen follows the agent's actions; reward 1.0 when every goal
   predicate holds on the app state (the episode terminates), else 0; truncated after
@@ -22,7 +22,8 @@ action touches, or None), ``oracle_action`` (that action as guienv action JSON, 
 :class:`agents.baselines.OracleAgent` plays; ``finish`` when nothing is left to do, ``finish``
 ``infeasible`` if the agent deleted an item the goal needs), ``elements`` (number of UI elements on screen; the
 list is ``env.unwrapped.elements()``), ``task`` (a description), ``steps_left``, ``invalid`` and
-``success``. Model text is read in ``text_frame`` like :class:`guienv.envs.screenspot.ScreenSpotEnv`.
+``success``. Model text is read in ``text_frame`` (the frame of its coordinates) through
+:func:`guienv.parsing.read_action`, like :class:`guienv.envs.screenspot.ScreenSpotEnv`.
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from guienv.actions import Action, ActionType, action_space, as_action
+from guienv.actions import Action, ActionType, action_space
+from guienv.envs.options import int_option, reset_options
+from guienv.errors import EnvProtocolError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.geometry import point_in_box
+from guienv.parsing import read_action
 from guienv.spaces import AnyText
 from guienv.types import UIElement
 from tasks.synthapp import AppState, AppTask, SynthConfig, SynthScreen, as_config, generate_screen, make_app_task
@@ -44,16 +48,6 @@ from tasks.synthapp import AppState, AppTask, SynthConfig, SynthScreen, as_confi
 MODES = ("app", "grounding")
 _GROUNDING_TYPES = (ActionType.CLICK, ActionType.LONG_PRESS, ActionType.BOX)
 _OPTIONS = {"index", "task_seed", "steps"}
-
-
-def _int_option(options: Mapping[str, Any], key: str, low: int, high: int | None = None) -> int | None:
-    v = options.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low or (high is not None and v > high):
-        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"options[{key!r}] must be an integer {rng}, got {v!r}")
-    return int(v)
 
 
 class SynthAppEnv(gym.Env):
@@ -105,13 +99,10 @@ class SynthAppEnv(gym.Env):
     # -- episode ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {unknown}; known: {sorted(_OPTIONS)}")
-        task_seed = _int_option(options, "task_seed", 0)
-        index = _int_option(options, "index", 0)
-        steps = _int_option(options, "steps", 1, 32)
+        options = reset_options(options, _OPTIONS)
+        task_seed = int_option(options, "task_seed", 0)
+        index = int_option(options, "index", 0)
+        steps = int_option(options, "steps", 1, 33)
         if index is None:
             index = 0 if task_seed is not None else int(self.np_random.integers(2**31 - 1))
         self._seed = self.config.seed if task_seed is None else task_seed
@@ -128,14 +119,8 @@ class SynthAppEnv(gym.Env):
 
     def step(self, action: Any):
         if self._done:
-            raise RuntimeError("SynthAppEnv: call reset() before step() (the episode is over)")
-        a = as_action(action)
-        if isinstance(action, str) and a.frame is Frame.PIXEL and self.text_frame is not Frame.PIXEL:
-            a = dataclasses.replace(a, frame=self.text_frame)  # parsers report text coordinates as pixels
-        try:
-            a = a.to_frame(Frame.PIXEL, self.screen)
-        except (ValueError, OverflowError) as exc:
-            a = Action.invalid(f"cannot convert the action to pixels: {exc}")
+            raise EnvProtocolError.step_without_episode(self)
+        a = read_action(action, self.screen, self.text_frame)
         self._t += 1
         self._last_point = a.target
         if self.mode == "grounding":

@@ -1,7 +1,7 @@
 """``guienv/WebShop-v0``: WebShop's text environment (Yao et al. 2022) behind the guienv conventions.
 
 The real engine is ``princeton-nlp/WebShop`` (package ``web_agent_site``); it is not on PyPI in
-usable form and needs the product data and a search index (REFERENCE.md section 9). When
+usable form and needs the product data and a search index (WebShop, Yao et al., arXiv 2207.01206; princeton-nlp/WebShop ``README.md``). When
 ``web_agent_site`` is not importable, constructing the env raises an ``ImportError`` that says how
 to install it. Everything else here is plain text processing and works without it:
 
@@ -34,6 +34,9 @@ from typing import Any
 
 import gymnasium as gym
 
+from guienv.envs.mdp import render_text
+from guienv.envs.options import int_option, reset_options
+from guienv.errors import MissingDependency
 from guienv.spaces import AnyText
 
 SEP = " [SEP] "
@@ -180,7 +183,7 @@ def format_available_actions(avail: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def parse_action(text: Any) -> tuple[str, str] | None:
+def parse_webshop_command(text: Any) -> tuple[str, str] | None:
     """``(kind, argument)`` from model text (first ``<action>`` block or the whole text), or None."""
     if not isinstance(text, str):
         return None
@@ -253,7 +256,7 @@ def _import_text_env() -> Any:
     try:
         from web_agent_site.envs.web_agent_text_env import WebAgentTextEnv
     except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+        raise MissingDependency(INSTALL_HINT) from exc
     return WebAgentTextEnv
 
 
@@ -307,8 +310,8 @@ class WebShopEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: Mapping[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        idx = int(options["index"]) if "index" in options else int(self.np_random.integers(self.n_sessions))
+        idx = int_option(reset_options(options), "index", 0)
+        idx = int(self.np_random.integers(self.n_sessions)) if idx is None else idx
         obs, _ = self.text_env.reset(session=idx)
         self._obs, self._t, self._done = obs, 0, False
         self._avail = dict(self.text_env.get_available_actions())
@@ -317,7 +320,7 @@ class WebShopEnv(gym.Env):
         return self._obs, self._info()
 
     def step(self, action: Any):
-        parsed = parse_action(action if isinstance(action, str) else getattr(action, "text", None))
+        parsed = parse_webshop_command(action if isinstance(action, str) else getattr(action, "text", None))
         valid, reason = check_action(parsed, self._avail) if not self._done else (False, "episode is over")
         reward, score, done = 0.0, None, False
         cmd = None
@@ -339,6 +342,4 @@ class WebShopEnv(gym.Env):
     def render(self):
         if self.render_mode != "rgb_array":
             return None
-        from guienv.envs.mdp import render_text
-
         return render_text(self._obs.replace(SEP, "\n"), width=800, height=600)

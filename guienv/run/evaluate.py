@@ -46,8 +46,9 @@ from typing import Any
 import gymnasium as gym
 from tqdm import tqdm
 
-from guienv.actions import Action, as_action
+from guienv.actions import Action
 from guienv.errors import DataError
+from guienv.parsing import as_action
 
 BENCHMARKS: dict[str, str] = {
     "synthapp": "guienv/SynthApp-v0",
