@@ -23,6 +23,7 @@ screenshots of any size; envs also accept :class:`Action` objects in any frame.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
@@ -60,6 +61,15 @@ SPACE_TYPES = tuple(t for t in ActionType if t is not ActionType.INVALID)
 Point = tuple[float, float]
 Box4 = tuple[float, float, float, float]
 
+# Error messages show offending values shortened and depth-limited: a value built by hostile code
+# (a list nested 10,000 deep) must give a clear ValueError, not a RecursionError from repr().
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 4, 80, 80, 8, 8
+
+
+def _shown(value: Any) -> str:
+    return _REPR.repr(value)
+
 
 def _point(value: Any, name: str) -> Point | None:
     if value is None:
@@ -69,9 +79,9 @@ def _point(value: Any, name: str) -> Point | None:
             raise TypeError(type(value).__name__)
         x, y = (float(v) for v in value)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"{name} must be two numbers, got {value!r}") from exc
+        raise ValueError(f"{name} must be two numbers, got {_shown(value)}") from exc
     if not (math.isfinite(x) and math.isfinite(y)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"{name} must be finite, got {_shown(value)}")
     return x, y
 
 
@@ -83,11 +93,11 @@ def _box(value: Any) -> Box4 | None:
             raise TypeError(type(value).__name__)
         x1, y1, x2, y2 = (float(v) for v in value)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"box must be four numbers, got {value!r}") from exc
+        raise ValueError(f"box must be four numbers, got {_shown(value)}") from exc
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
-        raise ValueError(f"box must be finite, got {value!r}")
+        raise ValueError(f"box must be finite, got {_shown(value)}")
     if x2 < x1 or y2 < y1:
-        raise ValueError(f"box must be (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2, got {value!r}")
+        raise ValueError(f"box must be (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2, got {_shown(value)}")
     return x1, y1, x2, y2
 
 
@@ -118,9 +128,11 @@ class Action:
         if self.type is ActionType.INVALID and not self.reason:  # every invalid action says why
             set_(self, "reason", "invalid action (no reason given)")
         if self.direction is not None:
-            d = str(self.direction).strip().lower()
+            if not isinstance(self.direction, str):
+                raise ValueError(f"direction must be a string, got {type(self.direction).__name__}")
+            d = self.direction.strip().lower()
             if d not in DIRECTIONS:
-                raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+                raise ValueError(f"direction must be one of {DIRECTIONS}, got {_shown(self.direction)}")
             set_(self, "direction", d)
         if self.text is not None and not isinstance(self.text, str):
             raise ValueError(f"text must be a string, got {type(self.text).__name__}")
@@ -128,7 +140,7 @@ class Action:
             try:
                 d = float(self.duration_ms)
             except (TypeError, ValueError, OverflowError) as exc:
-                raise ValueError(f"duration_ms must be a number, got {self.duration_ms!r}") from exc
+                raise ValueError(f"duration_ms must be a number, got {_shown(self.duration_ms)}") from exc
             if not (math.isfinite(d) and d >= 0):
                 raise ValueError(f"duration_ms must be a finite non-negative number, got {d}")
             set_(self, "duration_ms", d)
@@ -152,7 +164,7 @@ class Action:
         if t is ActionType.FINISH:
             status = (self.status or "complete").strip().lower()
             if status not in FINISH_STATUSES:
-                raise ValueError(f"finish status must be one of {FINISH_STATUSES}, got {self.status!r}")
+                raise ValueError(f"finish status must be one of {FINISH_STATUSES}, got {_shown(self.status)}")
             set_(self, "status", status)
 
     # -- constructors -------------------------------------------------------------------------

@@ -190,6 +190,21 @@ def test_typed_text_arrives_verbatim(env):
     assert any("dropped 1" in n for n in info["noops"])
 
 
+def test_typed_newlines_and_tabs_never_press_keys(env):
+    from guienv.actions import Action
+
+    env.reset(seed=5, options={"task": "enter-text"})
+    # A one-line field in a form: a typed "\n" must not press Enter (which would submit the form).
+    env.execute_js(
+        "window.__submits = 0; const f = document.createElement('form'); f.onsubmit = (e) => {window.__submits++; e.preventDefault();};"
+        "const i = document.createElement('input'); i.id = 'one'; f.appendChild(i); document.getElementById('area').appendChild(f); i.focus();")
+    _, _, _, _, info = env.step(Action.type_text("ab\ncd\tef"))
+    assert env.execute_js("return window.__submits;") == 0
+    assert env.execute_js("return document.activeElement.id;") == "one"  # the tab did not move focus
+    assert env.execute_js("return document.getElementById('one').value;") == "abcd\tef"  # as a paste: the newline stripped
+    assert any("inserted 2 newline/tab character(s) as text" in n for n in info["noops"])
+
+
 def test_model_text_actions_and_invalid_text(env):
     obs, _ = env.reset(seed=6, options={"task": "click-button"})
     _, r, term, trunc, info = env.step("this is not an action <<<")

@@ -8,6 +8,7 @@ Capabilities follow Appium's Chromium driver documentation (appium/appium-chromi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +156,27 @@ def sanitize_webdriver_text(text: str) -> tuple[str, int]:
     return clean, len(text) - len(clean)
 
 
+# WebDriver's sendKeys also turns "\n", "\r" and "\t" into Enter and Tab presses (an Enter in a
+# one-line field submits its form). Such characters are inserted as text instead (the editing
+# command a paste uses: no key events), so a newline lands in a textarea and is stripped by an
+# <input>, exactly as pasted text would be.
+_KEY_CHARS = re.compile(r"[\n\r\t]+")
+_INSERT_TEXT_JS = "document.execCommand('insertText', false, arguments[0]);"
+
+
+def split_key_chars(text: str) -> list[tuple[str, bool]]:
+    """``text`` as runs ``(run, inserted)``: ``inserted`` runs hold only newline/tab characters."""
+    out, pos = [], 0
+    for m in _KEY_CHARS.finditer(text):
+        if m.start() > pos:
+            out.append((text[pos:m.start()], False))
+        out.append((m.group(), True))
+        pos = m.end()
+    if pos < len(text):
+        out.append((text[pos:], False))
+    return out
+
+
 class ChromiumEnv(AppiumEnv):
     """Web pages in headless Chromium through Appium's Chromium driver.
 
@@ -233,6 +255,9 @@ class ChromiumEnv(AppiumEnv):
                 clean, dropped = sanitize_webdriver_text(c.text)
                 if dropped:
                     out.append(Noop(f"dropped {dropped} WebDriver key-code character(s) from the typed text"))
+                inserted = sum(len(run) for run, ins in split_key_chars(clean) if ins)
+                if inserted:
+                    out.append(Noop(f"inserted {inserted} newline/tab character(s) as text, not pressed as Enter/Tab keys"))
                 c = TypeText(clean)
             elif isinstance(c, PressKey) and c.key == "home" and self.config.home_url is None:
                 c = Noop("navigate_home has no target page here")
@@ -244,8 +269,11 @@ class ChromiumEnv(AppiumEnv):
 
         d = self.driver
         if isinstance(cmd, TypeText):
-            if cmd.text:
-                d.switch_to.active_element.send_keys(cmd.text)
+            for run, insert in split_key_chars(cmd.text):
+                if insert:
+                    d.execute_script(_INSERT_TEXT_JS, run)
+                else:
+                    d.switch_to.active_element.send_keys(run)
         elif isinstance(cmd, PressKey):
             if cmd.key == "enter":
                 d.switch_to.active_element.send_keys(Keys.ENTER)
