@@ -38,7 +38,7 @@ def make_agent(name: str, args: argparse.Namespace, template: str):
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from guienv.run.evaluate import EvalConfig, check_config, default_template, evaluate
+    from guienv.run.evaluate import EvalConfig, check_config, default_template, run_eval
 
     cfg = EvalConfig(
         benchmark=args.benchmark,
@@ -61,7 +61,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         agent = make_agent(name, args, template)
         out = args.out if len(args.agent) == 1 else f"{args.out}/{name}"
         try:
-            metrics = evaluate(replace(cfg, agent=name, out=out), agent)
+            metrics = run_eval(replace(cfg, agent=name, out=out), agent)
         finally:
             close = getattr(agent, "close", None)
             if callable(close):
@@ -87,7 +87,7 @@ def _published_table(metrics: dict) -> str | None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from guienv.run.report import rebuild_report
+    from guienv.run.evaluate import rebuild_report
 
     extra = {} if args.episodes is None else {"max_episodes": args.episodes}
     print(rebuild_report(args.dir, images=not args.no_images, **extra))
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--retries", type=int, default=3, help="api: retries on errors, timeouts, 5xx, 429")
     e.set_defaults(func=_cmd_eval)
 
-    from rewards.scoring import add_score_args, score_main
+    from guienv.run.score import add_score_args, score_main
 
     sc = sub.add_parser("score", help="score a predictions JSONL (made anywhere) on AndroidControl or ScreenSpot")
     add_score_args(sc)
