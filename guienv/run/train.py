@@ -206,7 +206,8 @@ def _make_reward(cfg: RewardConfig, policy):
 def _grpo_trainer(s: _Setup, ph: _Phase, tasks: list, config: Any = None):
     from agents.grpo import GRPOTrainer
 
-    return GRPOTrainer(s.policy, config or s.cfg.grpo, s.reward, tasks, ph.optimizer, ph.scheduler, dist=s.dist,
+    config = config if config is not None else s.cfg.grpo
+    return GRPOTrainer(s.policy, config, s.reward, tasks, ph.optimizer, ph.scheduler, dist=s.dist,
                        train_model=s.train_model, ref_model=ph.ref_model, autocast=s.autocast)
 
 
