@@ -43,6 +43,7 @@ from PIL import Image
 from agents.qwen import Generation
 from guienv.actions import Action
 from guienv.chat import ChatError, ChatUnavailable, OpenAIChatClient, png_data_url
+from guienv.config import load_config
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.parsing import read_action
 
@@ -95,9 +96,7 @@ class ApiAgentConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "<api agent config>") -> ApiAgentConfig:
-        from rewards.judge import config_from_mapping
-
-        return config_from_mapping(cls, data, where)
+        return load_config(cls, data, where)
 
     def public(self) -> dict[str, Any]:
         """The settings without secrets (for metrics.json)."""

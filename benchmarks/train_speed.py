@@ -66,7 +66,8 @@ def run_guienv(a, path: Path, tasks) -> dict:
     from agents.grpo import GRPOTrainer, GRPOTrainerConfig
     from agents.policy import Policy
     from agents.task_reward import TaskReward
-    from guienv.run.train import ModelConfig, load_agent
+    from guienv.run.train_config import ModelConfig
+    from guienv.run.train_model import load_agent
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     mcfg = ModelConfig(path=str(path), max_pixels=a.max_pixels, precision=a.precision, attn_implementation=a.attn,
@@ -74,7 +75,8 @@ def run_guienv(a, path: Path, tasks) -> dict:
     agent = load_agent(mcfg, str(path), dev)
     policy = Policy(agent)
     if a.lora:
-        from guienv.run.train import LoraConfig, apply_lora
+        from guienv.run.train_config import LoraConfig
+        from guienv.run.train_model import apply_lora
 
         policy.model = apply_lora(policy.model, LoraConfig(r=16, alpha=32))
     if a.gradient_checkpointing:

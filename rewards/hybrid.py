@@ -1,6 +1,7 @@
 """CRAFT-GUI's hybrid reward: rules decide where they can, a judge model elsewhere.
 
-CRAFT-GUI (arXiv 2508.11360, REFERENCE.md section 4; no public code) trains with GRPO on a reward
+CRAFT-GUI ("CRAFT-GUI: Curriculum-Reinforced Agent For GUI Tasks", arXiv 2508.11360, the reward
+section; no public code) trains with GRPO on a reward
 that combines rule-based signals (action type, coordinate hit, text match, format) with a judge
 model's evaluation. guienv's reading, per step::
 
@@ -32,10 +33,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from guienv.actions import Action, ActionType
+from guienv.config import load_config, read_yaml
 from guienv.parsing import as_action
 from guienv.types import Episode, Step
 from rewards.action_match import StepVerdict, match_step
-from rewards.judge import Judge, JudgeConfig, JudgeRequest, JudgeResult, config_from_mapping, load_yaml
+from rewards.judge import Judge, JudgeConfig, JudgeRequest, JudgeResult
 
 JUDGE_MODES = ("uncertain", "always", "never")
 
@@ -72,14 +74,13 @@ class HybridConfig:
             object.__setattr__(self, "judge", JudgeConfig.from_dict(self.judge))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "<hybrid config>") -> HybridConfig:
-        if isinstance(data, Mapping) and isinstance(data.get("judge"), Mapping):
-            data = {**data, "judge": JudgeConfig.from_dict(data["judge"], f"{where}: judge")}
-        return config_from_mapping(cls, data, where)
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "<hybrid config>", prefix: str = "") -> HybridConfig:
+        """Checked through :func:`guienv.config.load_config`; the ``judge`` block nests as ``judge.*``."""
+        return load_config(cls, data, where, prefix)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> HybridConfig:
-        return cls.from_dict(load_yaml(path), str(path))
+        return load_config(cls, read_yaml(path), str(path))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Judge-model reward: a vision-language model rates a proposed GUI action (CRAFT-GUI's model part).
 
-CRAFT-GUI (arXiv 2508.11360, REFERENCE.md section 4) trains with GRPO on a hybrid reward: rule
+CRAFT-GUI ("CRAFT-GUI: Curriculum-Reinforced Agent For GUI Tasks", arXiv 2508.11360, the reward
+section) trains with GRPO on a hybrid reward: rule
 signals where they can decide, a judge model's evaluation elsewhere (see :mod:`rewards.hybrid`).
 The paper has no public code; this module follows the judge patterns of public GUI RL code
-(ZeroGUI, DigiRL, OS-Genesis, GUI-Critic-R1): the judge sees the goal, the step instruction, the
+(ZeroGUI arXiv 2505.23762, DigiRL arXiv 2406.11896, OS-Genesis arXiv 2412.19723,
+GUI-Critic-R1 arXiv 2506.04614): the judge sees the goal, the step instruction, the
 action history and the screenshot **with the proposed action drawn on it** (:mod:`guienv.draw`),
 answers in a fixed format parsed by regex, runs at temperature 0 (optional voting over n samples),
 retries, and its verdicts are cached so repeated rollouts don't pay twice (:mod:`rewards.judge_cache`).
@@ -47,8 +49,8 @@ from PIL import Image
 
 from guienv.actions import OPPOSITE, Action, ActionType
 from guienv.chat import CallCounter, ChatError, ChatUnavailable, OpenAIChatClient, png_data_url
+from guienv.config import load_config, read_yaml
 from guienv.draw import DrawStyle, _clean, draw_action
-from guienv.errors import DataError
 from guienv.frames import Frame, Screen
 from guienv.io import decode_image, encode_png
 from rewards.judge_cache import CachedVerdict, CacheKey, JudgeCache
@@ -74,34 +76,6 @@ class JudgeUnparsable(JudgeError):
 
 
 # -- configuration -------------------------------------------------------------------------------
-def config_from_mapping(cls, data: Any, where: str = "<config>"):
-    """Build the config dataclass ``cls`` from a mapping (a YAML document), naming bad keys."""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise DataError(where, f"{cls.__name__} must be a mapping, got {type(data).__name__}")
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(str(k) for k in set(data) - names)
-    if unknown:
-        raise DataError(where, f"unknown {cls.__name__} keys {unknown}; known: {sorted(names)}", field=unknown[0])
-    try:
-        return cls(**dict(data))
-    except (TypeError, ValueError) as exc:
-        raise DataError(where, f"bad {cls.__name__}: {exc}") from exc
-
-
-def load_yaml(path: str | os.PathLike) -> Any:
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except OSError as exc:
-        raise DataError(path, f"cannot read config ({exc})") from exc
-    except yaml.YAMLError as exc:
-        raise DataError(path, f"not valid YAML ({exc})") from exc
-
-
 @dataclass(frozen=True)
 class JudgeConfig:
     """Judge settings (YAML-loadable with :meth:`from_yaml`).
@@ -178,15 +152,17 @@ class JudgeConfig:
         return self.unparsable_score if self.unparsable_score is not None else self.fallback_score
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "<judge config>") -> JudgeConfig:
-        return config_from_mapping(cls, data, where)
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "<judge config>", prefix: str = "") -> JudgeConfig:
+        """Checked through :func:`guienv.config.load_config` (errors name ``where`` and the key)."""
+        return load_config(cls, data, where, prefix)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> JudgeConfig:
-        data = load_yaml(path)
-        if isinstance(data, Mapping) and "judge" in data and len(data) == 1:
-            data = data["judge"]
-        return config_from_mapping(cls, data, str(path))
+        """A YAML file holding the judge settings, at the top level or in a lone ``judge:`` block."""
+        data = read_yaml(path)
+        if "judge" in data and len(data) == 1:
+            return load_config(cls, data["judge"], str(path), "judge")
+        return load_config(cls, data, str(path))
 
 
 # -- requests, results, parsing ------------------------------------------------------------------
@@ -483,7 +459,8 @@ class TransformersBackend:
 
     The model is ``AutoModelForImageTextToText.from_pretrained(config.model)``, loaded on first use.
     Inputs come from the model's processor and chat template; when the processor cannot be built
-    (the Qwen processor needs torchvision for its video part, REFERENCE.md section 1) they are built
+    (the Qwen processor needs torchvision for its video part: huggingface/transformers,
+    src/transformers/models/qwen2_vl/processing_qwen2_vl.py) they are built
     from the image processor plus the tokenizer, expanding ``<|image_pad|>`` to
     ``prod(image_grid_thw) // merge_size**2`` tokens. Decoding is greedy at temperature 0.
     Generation is serialised (one model, one lock); the judge's threads only overlap the drawing.

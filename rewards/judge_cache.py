@@ -1,8 +1,8 @@
 """Persistent cache of judge verdicts (SQLite, stdlib only).
 
 GRPO samples many rollouts per task and the same (screen, action) pair comes back again and again;
-a judge verdict is paid for once (REFERENCE.md section 4: "verdicts cached so repeated rollouts
-don't pay twice"). The key is ``(sample id, normalised action JSON, judge model id, prompt
+a judge verdict is paid for once (the pattern of public GUI RL judges such as ZeroGUI, arXiv
+2505.23762, and DigiRL, arXiv 2406.11896). The key is ``(sample id, normalised action JSON, judge model id, prompt
 version, context digest)``; the context digest covers the goal, step instruction and history text
 so that two different contexts sharing a sample id can never share a verdict.
 

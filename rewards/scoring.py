@@ -1,4 +1,4 @@
-"""``guienv score``: score a predictions JSONL against AndroidControl or a ScreenSpot-family benchmark.
+"""Score a predictions JSONL (``guienv score``, :mod:`guienv.run.score`) against AndroidControl or a ScreenSpot-family benchmark.
 
 Data is read with the public loaders (:func:`tasks.androidcontrol.load_androidcontrol`,
 :func:`tasks.screenspot.load_screenspot`); predictions are one JSON object per line:
@@ -26,10 +26,8 @@ line per step / sample, missing ones included).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -246,23 +244,6 @@ def score(
     return metrics
 
 
-def add_score_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``guienv score`` (the lead wires the subcommand to :func:`score_main`)."""
-    parser.add_argument("--benchmark", required=True, choices=BENCHMARKS)
-    parser.add_argument("--data", required=True, help="benchmark file or directory (read by the benchmark's loader)")
-    parser.add_argument("--predictions", required=True, help="predictions JSONL (see rewards.scoring)")
-    parser.add_argument("--protocol", default=None,
-                        help=f"androidcontrol: one of {sorted(PROTOCOLS)} (default qwen); screenspot: point-in-box")
-    parser.add_argument("--out", required=True, help="output directory for metrics.json and verdicts.jsonl")
-    parser.add_argument("--frame", default="pixel", choices=[f.value for f in Frame],
-                        help="coordinate frame of 'text' predictions without their own 'frame' (default pixel)")
-    parser.add_argument("--min-pixels", type=int, default=QWEN_MIN_PIXELS, help="smart-resize min_pixels (resized frame)")
-    parser.add_argument("--max-pixels", type=int, default=QWEN_MAX_PIXELS, help="smart-resize max_pixels (resized frame)")
-    parser.add_argument("--splits", help="androidcontrol: splits.json (sets per-split metrics)")
-    parser.add_argument("--subsplits", help="androidcontrol: test_subsplits.json (sets per-subsplit metrics)")
-    return parser
-
-
 def _fmt(v: Any) -> str:
     return "   -  " if v is None else f"{100 * v:6.2f}"
 
@@ -288,20 +269,3 @@ def summary_table(metrics: Mapping[str, Any]) -> str:
                          f"{_fmt(m['accuracy'])} {m['missing']:>7}")
         lines.append(f"macro average over (split, type) cells: {_fmt(metrics['overall']['macro_accuracy']).strip()}")
     return "\n".join(lines)
-
-
-def score_main(args: argparse.Namespace) -> int:
-    """Run :func:`score` from parsed :func:`add_score_args` arguments; print a summary.
-    Returns 0, or 2 with the error on stderr for bad data or arguments."""
-    try:
-        metrics = score(
-            args.benchmark, args.data, args.predictions, args.protocol, args.out,
-            frame=args.frame, min_pixels=args.min_pixels, max_pixels=args.max_pixels,
-            splits=getattr(args, "splits", None), subsplits=getattr(args, "subsplits", None),
-        )
-    except (DataError, ValueError) as exc:
-        print(f"guienv score: error: {exc}", file=sys.stderr)
-        return 2
-    print(summary_table(metrics))
-    print(f"metrics: {Path(args.out) / 'metrics.json'}  verdicts: {Path(args.out) / 'verdicts.jsonl'}")
-    return 0

@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from agents.tiny_model import build_tiny_model
-from guienv.run.train import TrainConfig, train
+from guienv.run.train import train
+from guienv.run.train_config import TrainConfig
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

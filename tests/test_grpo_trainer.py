@@ -255,7 +255,8 @@ def test_kl_to_frozen_reference(tiny, samples):
 
 
 def test_lora_trains_only_adapters(tiny, samples):
-    from guienv.run.train import LoraConfig, apply_lora
+    from guienv.run.train_config import LoraConfig
+    from guienv.run.train_model import apply_lora
 
     pol = policy(tiny)
     pol.model = apply_lora(pol.model, LoraConfig(r=4, alpha=8))

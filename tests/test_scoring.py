@@ -13,9 +13,10 @@ from guienv.actions import Action
 from guienv.errors import DataError
 from guienv.frames import Frame, Screen, convert_point
 from guienv.io import encode_png
+from guienv.run.score import add_score_args, score_main
 from guienv.types import Episode, GroundingSample, ImageRef, Step, UIElement
 from rewards.metrics import GroundingRecord, screenspot_metrics
-from rewards.scoring import add_score_args, score, score_main
+from rewards.scoring import score
 from tasks.androidcontrol import load_androidcontrol, write_androidcontrol_tfrecord
 from tasks.screenspot import load_screenspot, write_screenspot
 

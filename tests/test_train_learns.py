@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from guienv.run.train import TrainConfig, train
+from guienv.run.train import train
+from guienv.run.train_config import TrainConfig
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]

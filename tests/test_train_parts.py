@@ -14,7 +14,8 @@ from agents.tiny_model import TinyModelConfig, build_tiny_model
 from guienv.errors import DataError
 from guienv.frames import Frame
 from guienv.prompts import render
-from guienv.run.train import TrainConfig, make_scheduler
+from guienv.run.train_config import TrainConfig
+from guienv.run.train_model import make_scheduler
 from tasks.synthapp import SynthConfig, make_grounding_samples
 
 

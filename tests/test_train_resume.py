@@ -16,9 +16,12 @@ import pytest
 import torch
 
 from agents.tiny_model import build_tiny_model
+from guienv.config import apply_override
 from guienv.errors import DataError
 from guienv.frames import Screen
-from guienv.run.train import TrainConfig, add_train_args, apply_override, latest_checkpoint, train
+from guienv.run.checkpoints import latest_checkpoint
+from guienv.run.train import add_train_args, train
+from guienv.run.train_config import TrainConfig
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -209,7 +212,8 @@ def test_resume_after_kill_matches_the_uninterrupted_run(run_a, setup):
 def test_screenspot_and_androidcontrol_files_become_tasks(tmp_path):
     """Real-format files written by the project's writers, read back through load_tasks."""
     from guienv.actions import Action
-    from guienv.run.train import DataConfig, load_tasks
+    from guienv.run.train_config import DataConfig
+    from guienv.run.train_data import load_tasks
     from guienv.types import Episode, Step
     from tasks.androidcontrol import write_ui_s1_jsonl
     from tasks.synthapp import SynthConfig, export_screenspot, make_grounding_samples
@@ -247,7 +251,8 @@ def test_hybrid_reward_block_scores_step_tasks(setup):
     from agents.qwen import QwenAgent, QwenAgentConfig
     from agents.train_prompts import TrainPrompt
     from guienv.actions import Action
-    from guienv.run.train import RewardConfig, _make_reward
+    from guienv.run.train import _make_reward
+    from guienv.run.train_config import RewardConfig
     from guienv.types import Step
     from tasks.synthapp import SynthConfig, make_grounding_samples
 

@@ -1,6 +1,7 @@
 """``guienv`` command line: ``eval``, ``report``, ``score``, ``synth-export``, ``appium``, ``tiny-model``.
 
-Each subcommand imports its module only when it runs, so ``guienv --help`` stays fast.
+The subcommands' own modules are imported here; agents and model code (torch, transformers) only
+when a subcommand runs, so ``guienv --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -9,6 +10,15 @@ import argparse
 import json
 import sys
 from dataclasses import replace
+
+from emulator.android import add_emulator_args
+from emulator.appium_server import add_appium_args
+from guienv.run.evaluate import BENCHMARKS, EvalConfig, check_config, default_template, rebuild_report, run_eval
+from guienv.run.score import add_score_args, score_main
+from guienv.run.train import add_train_args
+from rewards.scoring import summary_table
+
+__all__ = ["build_parser", "main", "make_agent"]
 
 
 def make_agent(name: str, args: argparse.Namespace, template: str):
@@ -38,8 +48,6 @@ def make_agent(name: str, args: argparse.Namespace, template: str):
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from guienv.run.evaluate import EvalConfig, check_config, default_template, evaluate
-
     cfg = EvalConfig(
         benchmark=args.benchmark,
         data=args.data,
@@ -62,7 +70,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         agent = make_agent(name, args, template)
         out = args.out if len(args.agent) == 1 else f"{args.out}/{name}"
         try:
-            metrics = evaluate(replace(cfg, agent=name, out=out), agent)
+            metrics = run_eval(replace(cfg, agent=name, out=out), agent)
         finally:
             close = getattr(agent, "close", None)
             if callable(close):
@@ -77,8 +85,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _published_table(metrics: dict) -> str | None:
-    from rewards.scoring import summary_table
-
     pub = metrics.get("published")
     if not pub:
         return None
@@ -88,8 +94,6 @@ def _published_table(metrics: dict) -> str | None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from guienv.run.report import rebuild_report
-
     extra = {} if args.episodes is None else {"max_episodes": args.episodes}
     print(rebuild_report(args.dir, images=not args.no_images, **extra))
     return 0
@@ -123,8 +127,6 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from guienv.run.evaluate import BENCHMARKS
-
     p = argparse.ArgumentParser(prog="guienv", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -165,8 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--retries", type=int, default=3, help="api: retries on errors, timeouts, 5xx, 429")
     e.set_defaults(func=_cmd_eval)
 
-    from rewards.scoring import add_score_args, score_main
-
     sc = sub.add_parser("score", help="score a predictions JSONL (made anywhere) on AndroidControl or ScreenSpot")
     add_score_args(sc)
     sc.set_defaults(func=score_main)
@@ -177,12 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_synth_export)
 
-    from guienv.run.train import add_train_args
-
     add_train_args(sub)
-
-    from emulator.android import add_emulator_args
-    from emulator.appium_server import add_appium_args
 
     add_appium_args(sub)
     add_emulator_args(sub)

@@ -39,7 +39,7 @@ import time
 import warnings
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,11 @@ import gymnasium as gym
 from tqdm import tqdm
 
 from guienv.actions import Action
+from guienv.config import load_config
 from guienv.errors import DataError
+from guienv.io import read_json, read_jsonl, write_jsonl
 from guienv.parsing import as_action
+from guienv.run.report import write_report
 
 BENCHMARKS: dict[str, str] = {
     "synthapp": "guienv/SynthApp-v0",
@@ -290,16 +293,6 @@ def _record(run: _Run) -> dict[str, Any]:
     return _jsonable(rec)
 
 
-def run_episode(env: gym.Env, agent: Any, index: int, reset_kwargs: dict[str, Any], task: str | None = None,
-                benchmark: str = "") -> dict[str, Any]:
-    """One episode with a batch of one; its ``predictions.jsonl`` record."""
-    run = _start(env, index, reset_kwargs, task)
-    while True:
-        (action, text, frame), = act_batch(agent, [run.obs], [run.info])
-        if _advance(env, run, benchmark, action, text, frame):
-            return _record(run)
-
-
 # -- aggregates -----------------------------------------------------------------------------------
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     def block(rs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -362,68 +355,34 @@ def agent_metadata(agent: Any) -> dict[str, Any]:
 
 
 # -- files ----------------------------------------------------------------------------------------
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Objects of a JSONL file this module wrote, and whether the file was clean. A last line cut
-    short by a crash is dropped with a warning (its episode runs again); a bad line elsewhere is a
-    DataError naming it."""
-    if not path.exists():
-        return [], True
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    out, clean = [], text == "" or text.endswith("\n")  # else the next append would join two lines
-    for no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if no == len(lines):  # no newline after it: the write was interrupted
-                warnings.warn(f"{path}: dropping the unfinished last line {no} (an interrupted run); it is run again")
-                clean = False
-                continue
-            raise DataError(path, f"not valid JSON ({exc.msg})", record=f"line {no}") from exc
-        if not isinstance(obj, dict):
-            raise DataError(path, "each line must be a JSON object", record=f"line {no}")
-        out.append(obj)
-    return out, clean
-
-
-def _write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-
-
 def _load_previous(out: Path) -> tuple[dict[int, dict], dict[int, list[dict]]]:
     """Finished episodes of an earlier run and their step rows. Files holding an interrupted last
     line, or step rows of an episode that did not finish, are rewritten without them (those
     episodes run again), so ``steps.jsonl`` never holds duplicates for ``guienv score``."""
     pred_path, steps_path = out / "predictions.jsonl", out / "steps.jsonl"
-    preds, preds_clean = _read_jsonl(pred_path)
+    preds, preds_clean = read_jsonl(pred_path, drop_cut_tail=True)
     done: dict[int, dict] = {}
     for no, rec in enumerate(preds, start=1):
         if isinstance(rec.get("index"), bool) or not isinstance(rec.get("index"), int):
             raise DataError(pred_path, "a record without an integer 'index'", record=f"record {no}", field="index")
         done[rec["index"]] = rec
-    rows, rows_clean = _read_jsonl(steps_path)
+    rows, rows_clean = read_jsonl(steps_path, drop_cut_tail=True)
     kept = [r for r in rows if r.get("episode") in done]
     steps: dict[int, list[dict]] = defaultdict(list)
     for r in kept:
         steps[int(r["episode"])].append(r)
     if not preds_clean or len(done) != len(preds):
-        _write_jsonl(pred_path, list(done.values()))
+        write_jsonl(pred_path, list(done.values()))
     if not rows_clean or len(kept) != len(rows):
-        _write_jsonl(steps_path, kept)
+        write_jsonl(steps_path, kept)
     lacking = [i for i in done if i not in steps and done[i].get("steps")]
     if lacking:
         warnings.warn(f"{steps_path}: no step rows for {len(lacking)} finished episode(s) from an earlier run "
-                      f"(e.g. index {lacking[0]}); `guienv score` counts their steps as missing")
+                      f"(e.g. index {lacking[0]}); `guienv score` counts their steps as missing", stacklevel=2)
     return done, dict(steps)
 
 
-def evaluate(cfg: EvalConfig, agent: Any) -> dict[str, Any]:
+def run_eval(cfg: EvalConfig, agent: Any) -> dict[str, Any]:
     """Run (or resume) the evaluation; returns the metrics written to ``cfg.out/metrics.json``."""
     check_config(cfg)
     out = Path(cfg.out)
@@ -495,9 +454,34 @@ def evaluate(cfg: EvalConfig, agent: Any) -> dict[str, Any]:
         metrics["files"] = {"predictions": "predictions.jsonl", "steps": "steps.jsonl", "report": "report.html"}
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
 
-        from guienv.run.report import write_report
-
         plan_kwargs = {i: kw for i, kw, _ in plan}
         write_report(out / "report.html", metrics, records, step_rows, env=env, reset_kwargs=plan_kwargs,
                      max_episodes=cfg.report_episodes)
     return metrics
+
+
+def rebuild_report(run_dir: str | Path, *, images: bool = True, **kwargs: Any) -> Path:
+    """Re-render ``run_dir/report.html`` from the run's files; with ``images`` the env is rebuilt
+    from the config in metrics.json to replay the shown episodes (not for miniwob)."""
+    run = Path(run_dir)
+    metrics = read_json(run / "metrics.json")
+    records, _ = read_jsonl(run / "predictions.jsonl", drop_cut_tail=True)
+    rows, _ = read_jsonl(run / "steps.jsonl", drop_cut_tail=True)
+    steps: dict[int, list] = {}
+    for r in rows:
+        steps.setdefault(int(r["episode"]), []).append(r)
+    raw = dict(metrics.get("config") or {})
+    raw["tasks"] = raw.get("tasks") or ()
+    known = {f.name for f in fields(EvalConfig)}  # keys a newer or older version wrote are skipped
+    cfg = load_config(EvalConfig, {k: v for k, v in raw.items() if k in known}, str(run / "metrics.json"), "config")
+    env = None
+    plan: dict[int, Any] = {}
+    try:
+        if images and cfg.benchmark != "miniwob":
+            env = make_env(cfg)
+            plan = {i: kw for i, kw, _ in episode_plan(cfg, env)}
+        kwargs.setdefault("max_episodes", cfg.report_episodes)
+        return write_report(run / "report.html", metrics, records, steps, env, plan, **kwargs)
+    finally:
+        if env is not None:
+            env.close()

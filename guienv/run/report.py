@@ -334,31 +334,3 @@ def write_report(path: str | Path, metrics: Mapping[str, Any], records: Sequence
     tmp.write_text(build_html(metrics, records, steps, env, reset_kwargs, **kwargs), encoding="utf-8")
     tmp.replace(path)
     return path
-
-
-def rebuild_report(run_dir: str | Path, *, images: bool = True, **kwargs: Any) -> Path:
-    """Re-render ``run_dir/report.html`` from the run's files; with ``images`` the env is rebuilt
-    from the config in metrics.json to replay the shown episodes (not for miniwob)."""
-    from guienv.run.evaluate import EvalConfig, _read_jsonl, episode_plan, make_env
-
-    run = Path(run_dir)
-    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-    records, _ = _read_jsonl(run / "predictions.jsonl")
-    rows, _ = _read_jsonl(run / "steps.jsonl")
-    steps: dict[int, list] = {}
-    for r in rows:
-        steps.setdefault(int(r["episode"]), []).append(r)
-    raw = dict(metrics.get("config") or {})
-    raw["tasks"] = tuple(raw.get("tasks") or ())
-    cfg = EvalConfig(**{k: v for k, v in raw.items() if k in EvalConfig.__dataclass_fields__})
-    env = None
-    plan: dict[int, Any] = {}
-    try:
-        if images and cfg.benchmark != "miniwob":
-            env = make_env(cfg)
-            plan = {i: kw for i, kw, _ in episode_plan(cfg, env)}
-        kwargs.setdefault("max_episodes", cfg.report_episodes)
-        return write_report(run / "report.html", metrics, records, steps, env, plan, **kwargs)
-    finally:
-        if env is not None:
-            env.close()

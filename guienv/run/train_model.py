@@ -1,0 +1,66 @@
+"""The model side of ``guienv train``: the starting model (the tiny one built on demand), LoRA
+adapters, the optimizer and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from guienv.run.distributed import barrier
+from guienv.run.train_config import LoraConfig, ModelConfig
+
+__all__ = ["apply_lora", "load_agent", "make_optimizer", "make_scheduler", "resolve_model_path"]
+
+
+def resolve_model_path(cfg: ModelConfig, out: Path, dist) -> str:
+    if cfg.path != "tiny":
+        return cfg.path
+    path = out / "tiny-model"
+    if dist.is_main and not (path / "config.json").exists():
+        from agents.tiny_model import TinyModelConfig, build_tiny_model
+
+        build_tiny_model(path, TinyModelConfig(**cfg.tiny))
+    barrier(dist)
+    return str(path)
+
+
+def load_agent(cfg: ModelConfig, path: str, device: str):
+    from agents.qwen import QwenAgent, QwenAgentConfig
+
+    dtype = "bfloat16" if cfg.precision == "bf16" else "float32"
+    return QwenAgent(QwenAgentConfig(model=path, template=cfg.template, min_pixels=cfg.min_pixels,
+                                     max_pixels=cfg.max_pixels, dtype=dtype, device=device,
+                                     attn_implementation=cfg.attn_implementation, image_backend=cfg.image_backend))
+
+
+def apply_lora(model, cfg: LoraConfig, adapter: str | None = None):
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import PeftModel, get_peft_model
+
+    if adapter is not None:
+        return PeftModel.from_pretrained(model, adapter, is_trainable=True)
+    return get_peft_model(model, PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                                                target_modules=cfg.target_modules))
+
+
+def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.999)):
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
+
+
+def make_scheduler(optimizer, warmup_steps: int, total_steps: int = 0, schedule: str = "constant"):
+    """Linear warm-up over ``warmup_steps``, then constant or cosine decay to 0 at ``total_steps``."""
+    import torch
+
+    w = max(int(warmup_steps), 0)
+
+    def factor(s: int) -> float:
+        if w and s < w:
+            return (s + 1) / (w + 1)
+        if schedule == "cosine" and total_steps > w:
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (s - w) / (total_steps - w))))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
