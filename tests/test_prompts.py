@@ -31,7 +31,8 @@ from guienv.prompts import (
     step_messages,
 )
 from guienv.run.evaluate import EvalConfig, make_env
-from guienv.run.train import DataConfig, load_tasks
+from guienv.run.train_config import DataConfig
+from guienv.run.train_data import load_tasks
 from guienv.types import Episode, ImageRef, Step
 
 SYNTH = {"width": 224, "height": 392}
