@@ -255,3 +255,16 @@ def test_score_replaying_the_ground_truth_under_each_protocol(ui_s1, tmp_path):
     assert summary_table(m_inf).splitlines()[0] == "androidcontrol / protocol=infigui"
     verdicts = [json.loads(x) for x in (tmp_path / "inf" / "verdicts.jsonl").read_text().splitlines()]
     assert [v["step_index"] for v in verdicts if not v["exact_match"]] == [2, 3]
+
+
+@pytest.mark.parametrize("protocol, printed", [("infigui", "protocol=infigui"),
+                                               ("qwen", "protocol=qwen (= qwen-content-direction)")])
+def test_guienv_eval_prints_the_protocol(ui_s1, tmp_path, capsys, protocol, printed):
+    from guienv.run.cli import main
+
+    rc = main(["eval", "--benchmark", "androidcontrol", "--data", str(ui_s1), "--agent", "oracle",
+               "--protocol", protocol, "--out", str(tmp_path / protocol)])
+    assert rc == 0
+    assert f"androidcontrol / {printed}" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / protocol / "metrics.json").read_text())
+    assert metrics["protocol"] == protocol
