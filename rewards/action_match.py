@@ -10,20 +10,41 @@ comparable within one protocol, so each is named after the evaluation script it 
     the screen's larger side of the GT point), text equal ignoring case and surrounding space,
     directions equal.
 
-``qwen`` (alias ``infigui``)
-    The Qwen2.5-VL / InfiGUI-R1 evaluator (``Reallm-Labs/InfiGUI-R1:
-    eval/android_control/evaluate_android_control.py``). Action families as in Qwen's
-    ``mobile_use`` space (click, long_press, swipe, type, open, system_button, wait, terminate).
-    click/long_press: inside any candidate box enlarged 1.2x about its centre (inclusive), else
-    within ``0.04 * max(W, H)`` of the GT point, with the offset measured on the normalized frame
-    and scaled by ``W`` and ``H``. The reference scales by the *resized* image size it fed the
-    model; pass ``resize=`` to :func:`match_step` to do the same (default: the screenshot's own
-    size, which differs only by smart-resize rounding). type/open: case-insensitive, stripped, either
-    string contains the other (so an empty prediction matches, as in the reference). open is also
-    satisfied (type and exact) by a click that hits the candidate boxes or lies within the
-    distance of the first candidate's centre; with no candidate boxes such a click is a type miss.
-    swipe: the finger direction of the prediction (dominant axis of start -> end, ties vertical)
-    against the GT finger direction. system_button: the button (Back/Home/Enter). wait: type only.
+``infigui``
+    InfiGUI-R1's evaluator reproduced rule for rule (``Reallm-Labs/InfiGUI-R1:
+    eval/android_control/evaluate_android_control.py``, the script behind published InfiGUI-R1 and
+    Qwen2.5-VL AndroidControl numbers), quirks included: see :mod:`rewards.infigui`. Model text is
+    read with the reference's own extraction (:func:`guienv.parsing.infigui.parse_infigui_call`,
+    done by ``guienv score``); a guienv action is judged as the ``mobile_use`` call it stands for
+    (:func:`rewards.infigui.args_from_action`).
+
+``qwen-content-direction`` (alias ``qwen``)
+    guienv's corrected reading of the same evaluator. Same 1.2x enlarged boxes, ``0.04 * max(W,
+    H)`` radius, containment rule for type/open and open-by-click as ``infigui``; the
+    differences, on purpose:
+
+    1. swipe/scroll: the prediction's *finger* direction is compared with the GT *finger*
+       direction (the opposite of AndroidControl's content ``direction``), so replaying the
+       ground truth scores right; ``infigui`` compares the finger direction with the stored
+       content direction as is.
+    2. the dominant axis of a swipe is decided on pixels (ties vertical), ``infigui`` on the
+       normalised frame (``|dx/W| > |dy/H|``); they differ when ``W/H < |dx|/|dy| < 1``.
+    3. a zero-length swipe has no direction (wrong); ``infigui`` calls it "up".
+    4. predictions go through guienv's lenient parser (:func:`guienv.parsing.parse_action`): it
+       accepts ``tap``, ``open_app``, ``scroll``, ``key`` "back", swipes given only a direction,
+       and maps them to guienv actions; ``infigui`` scores those names as type misses and a swipe
+       without both points as wrong. The lenient parser rejects an empty or blank ``type``/
+       ``open`` text (an invalid action: wrong), where ``infigui`` counts an empty ``open`` name
+       right (it is contained in any name).
+    5. ``system_button`` "Menu" is unreadable to the lenient parser (wrong); ``infigui`` makes it
+       a type match with a wrong button.
+    6. distances are scaled by the image size of the prediction's frame: the resized size for
+       ``resized`` predictions, the original screen size otherwise (``--frame pixel``);
+       ``infigui`` always scales by the resized size.
+
+    ``qwen`` names this protocol, as it did before ``infigui`` existed, so numbers published
+    with ``--protocol qwen`` keep their meaning; use ``infigui`` to compare with published
+    InfiGUI-R1 / Qwen2.5-VL numbers.
 
 ``os-atlas`` (alias ``aitw``)
     OS-Atlas' AndroidControl script (``OS-Copilot/OS-Atlas:
@@ -44,7 +65,7 @@ comparable within one protocol, so each is named after the evaluation script it 
 Scroll convention. AndroidControl's ``scroll`` direction is where the **content** moves: "scroll
 down" pairs with the instruction "swipe up" and a finger moving from bottom to top. guienv keeps
 that meaning in ``Action.scroll`` and keeps finger paths in ``Action.swipe``. Each protocol
-compares in one convention: ``qwen`` and ``gui-r1`` compare *finger* directions (a predicted
+compares in one convention: ``qwen-content-direction`` and ``gui-r1`` compare *finger* directions (a predicted
 finger swipe up matches GT scroll down; a predicted ``scroll`` is converted to its finger
 direction first), ``os-atlas`` compares *content* directions (its ``SCROLL [DOWN]`` means
 AndroidControl's scroll down; a predicted finger swipe is converted to the opposite content
@@ -53,19 +74,21 @@ compares like with like. Note that the UI-S1 JSONL conversion of AndroidControl 
 direction in ``check_options.direction`` next to finger coordinates in ``action_content`` (e.g.
 episode 16426: finger (540, 1800) -> (540, 600), ``direction: "down"``); the InfiGUI scorer
 compares a predicted finger direction with that field directly, which marks a vertical
-ground-truth swipe itself wrong. guienv does not reproduce that mix-up.
+ground-truth swipe itself wrong. ``infigui`` reproduces that; ``qwen-content-direction`` does not.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from guienv.actions import OPPOSITE, Action, ActionType, Box4, Point
 from guienv.frames import Frame, Resize, Screen
 from guienv.geometry import point_in_box
 from guienv.types import Step
+from rewards.infigui import INFIGUI_MAX_PIXELS, args_from_action, judge_infigui
 
 
 @dataclass(frozen=True)
@@ -144,7 +167,7 @@ def enlarge_box(box: Box4, factor: float) -> Box4:
     return cx - hw, cy - hh, cx + hw, cy + hh
 
 
-# -- qwen / infigui -----------------------------------------------------------------------------
+# -- qwen-content-direction -----------------------------------------------------------------------------
 QWEN_ENLARGE = 1.2
 QWEN_DISTANCE = 0.04
 _QWEN_FAMILY = {
@@ -177,7 +200,7 @@ def _qwen_click(p: Point | None, candidates: tuple[Box4, ...], gt_point: Point |
     return math.hypot(dx, dy) <= QWEN_DISTANCE * max(sw, sh)
 
 
-def _qwen(pred: Action, gt: Action, step: Step, resize: Resize | None = None) -> StepVerdict:
+def _qwen_content_direction(pred: Action, gt: Action, step: Step, resize: Resize | None = None) -> StepVerdict:
     scale = Screen(step.width, step.height, resize).resized if resize is not None else (step.width, step.height)
     pf, gf = _QWEN_FAMILY.get(pred.type), _QWEN_FAMILY.get(gt.type)
     if gt.type is ActionType.OPEN_APP and pred.type is ActionType.CLICK:
@@ -281,19 +304,46 @@ def _gui_r1(pred: Action, gt: Action, step: Step) -> StepVerdict:
     return StepVerdict(True, True, None, "")
 
 
+# -- infigui ------------------------------------------------------------------------------------
+def match_infigui(args: Any, step: Step, frame: Frame | str = Frame.RESIZED, resize: Resize | None = None) -> StepVerdict:
+    """Judge a ``mobile_use`` argument object (what
+    :func:`guienv.parsing.infigui.parse_infigui_call` returns; ``None`` for unreadable text) under
+    ``infigui``; coordinates in ``frame``, ``resize`` the model's smart resize (see
+    :func:`rewards.infigui.judge_infigui`)."""
+    type_ok, exact, reason = judge_infigui(args, step, frame, resize)
+    grounding = exact if type_ok and step.action.type in POINTER else None
+    pred_type = str(args.get("action")) if isinstance(args, Mapping) else ""
+    return StepVerdict(type_ok, exact, grounding, reason, step.action.type.value, pred_type)
+
+
+def _infigui(pred: Action, gt: Action, step: Step, resize: Resize | None = None) -> StepVerdict:
+    screen = Screen(step.width, step.height, resize or Resize(max_pixels=INFIGUI_MAX_PIXELS))
+    return match_infigui(args_from_action(pred, screen), step, Frame.RESIZED, resize)
+
+
 PROTOCOLS: dict[str, Callable[..., StepVerdict]] = {
     "plain": _plain,
-    "qwen": _qwen,
-    "infigui": _qwen,
+    "qwen-content-direction": _qwen_content_direction,
+    "qwen": _qwen_content_direction,
+    "infigui": _infigui,
     "os-atlas": _os_atlas,
     "aitw": _os_atlas,
     "gui-r1": _gui_r1,
 }
+# Alternative names -> the protocol they stand for (printed with results, see protocol_name).
+ALIASES = {"qwen": "qwen-content-direction", "aitw": "os-atlas"}
+_TAKES_RESIZE = (_qwen_content_direction, _infigui)
+
+
+def protocol_name(protocol: str) -> str:
+    """``protocol`` as printed with results: ``"qwen (= qwen-content-direction)"`` for an alias."""
+    return f"{protocol} (= {ALIASES[protocol]})" if protocol in ALIASES else protocol
 
 
 def match_step(pred: Action, step: Step, protocol: str = "plain", *, resize: Resize | None = None) -> StepVerdict:
     """Judge ``pred`` against ``step.action``. ``pred`` may be in any frame of the step's screen
-    (``resize`` defines its ``resized`` frame and, for ``qwen``, the size distances are scaled by)."""
+    (``resize`` defines its ``resized`` frame and, for ``qwen-content-direction`` and ``infigui``,
+    the size distances are scaled by; ``infigui`` defaults to its reference's ``max_pixels``)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown matching protocol {protocol!r}; known: {sorted(PROTOCOLS)}")
     gt = step.action
@@ -301,5 +351,5 @@ def match_step(pred: Action, step: Step, protocol: str = "plain", *, resize: Res
         return StepVerdict(False, False, None, f"invalid action: {pred.reason}", gt.type.value, pred.type.value)
     pred = pred.to_frame(Frame.PIXEL, Screen(step.width, step.height, resize or Resize()))
     fn = PROTOCOLS[protocol]
-    verdict = fn(pred, gt, step, resize) if fn is _qwen else fn(pred, gt, step)
+    verdict = fn(pred, gt, step, resize) if fn in _TAKES_RESIZE else fn(pred, gt, step)
     return replace(verdict, gt_type=gt.type.value, pred_type=pred.type.value)

@@ -7,8 +7,11 @@ AndroidControl
     ``{"episode_id": <id> | "episode_index": <int>, "step_index": <int>, "action": <guienv action
     JSON>}`` or the same with ``"text": <raw model output>`` and optionally ``"frame"`` (``pixel``,
     ``normalized``, ``grid1000`` or ``resized``; default ``--frame``). Steps are judged with
-    :func:`rewards.action_match.match_step` under ``--protocol`` (``qwen``, ``os-atlas``, ``plain``,
-    ``gui-r1``; see that module for what each means and its scroll convention).
+    :func:`rewards.action_match.match_step` under ``--protocol`` (``infigui``,
+    ``qwen-content-direction`` = ``qwen``, ``os-atlas``, ``plain``, ``gui-r1``; see that module for
+    what each means and its scroll convention). Under ``infigui`` a ``"text"`` prediction is read
+    with InfiGUI-R1's own extraction (:mod:`guienv.parsing.infigui`), in the frame of the line
+    (the reference's is ``resized``); an ``"action"`` object is judged as the call it stands for.
 ScreenSpot (v1, v2, Pro, GUI-G1 JSON, parquet)
     ``{"id": <sample id> | "index": <int>, "action": ...}`` or ``"text"``/``"frame"``. A sample is
     right when the predicted point (a click/long-press point, or a box answer's centre) lies in
@@ -38,7 +41,8 @@ from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Scree
 from guienv.geometry import point_in_box
 from guienv.io import iter_jsonl, write_jsonl
 from guienv.parsing import parse_action, read_action
-from rewards.action_match import PROTOCOLS, StepVerdict, match_step
+from guienv.parsing.infigui import InfiguiParseError, parse_infigui_call
+from rewards.action_match import ALIASES, PROTOCOLS, StepVerdict, match_infigui, match_step, protocol_name
 from rewards.metrics import GroundingRecord, StepRecord, androidcontrol_metrics, screenspot_metrics
 from tasks.androidcontrol import load_androidcontrol
 from tasks.screenspot import load_screenspot
@@ -65,6 +69,16 @@ def _int_field(obj: Mapping[str, Any], key: str, path: Path, no: int) -> int:
     return v
 
 
+def _text_frame(obj: Mapping[str, Any], path: Path, no: int, default_frame: Frame) -> Frame:
+    if obj.get("frame") is None:
+        return default_frame
+    try:
+        return Frame(obj["frame"])
+    except ValueError as exc:
+        raise DataError(path, f"unknown frame {obj['frame']!r}; known: {[f.value for f in Frame]}",
+                        record=f"line {no}", field="frame") from exc
+
+
 def _prediction(obj: Mapping[str, Any], path: Path, no: int, default_frame: Frame) -> Action:
     """The prediction's action, in its own frame (``invalid`` for unreadable model text)."""
     if "action" in obj and obj["action"] is not None:
@@ -76,14 +90,7 @@ def _prediction(obj: Mapping[str, Any], path: Path, no: int, default_frame: Fram
         text = obj["text"]
         if not isinstance(text, str):
             raise DataError(path, f"must be a string, got {type(text).__name__}", record=f"line {no}", field="text")
-        frame = default_frame
-        if obj.get("frame") is not None:
-            try:
-                frame = Frame(obj["frame"])
-            except ValueError as exc:
-                raise DataError(path, f"unknown frame {obj['frame']!r}; known: {[f.value for f in Frame]}",
-                                record=f"line {no}", field="frame") from exc
-        return parse_action(text, frame=frame)
+        return parse_action(text, frame=_text_frame(obj, path, no, default_frame))
     raise DataError(path, "needs an 'action' (guienv action JSON) or a 'text' (model output) field", record=f"line {no}")
 
 
@@ -96,6 +103,7 @@ def _score_androidcontrol(episodes: Any, pred_path: Path, protocol: str, frame: 
     ids = [str(e.id) for e in episodes]
     index_of = {eid: i for i, eid in enumerate(ids)}
     preds: dict[tuple[int, int], tuple[int, Action]] = {}
+    texts: dict[tuple[int, int], tuple[str, Frame]] = {}  # raw model text, for infigui's own extraction
     for no, obj in _lines(pred_path):
         if "episode_id" in obj and obj["episode_id"] is not None:
             eid = str(obj["episode_id"])
@@ -117,6 +125,8 @@ def _score_androidcontrol(episodes: Any, pred_path: Path, protocol: str, frame: 
             raise DataError(pred_path, f"duplicate prediction for episode {ids[ei]} step {si} (first on line {preds[(ei, si)][0]})",
                             record=f"line {no}")
         preds[(ei, si)] = (no, _prediction(obj, pred_path, no, frame))
+        if obj.get("action") is None and isinstance(obj.get("text"), str):
+            texts[(ei, si)] = (obj["text"], _text_frame(obj, pred_path, no, frame))
 
     records: list[StepRecord] = []
     rows: list[dict[str, Any]] = []
@@ -126,8 +136,17 @@ def _score_androidcontrol(episodes: Any, pred_path: Path, protocol: str, frame: 
             if (ei, si) in preds:
                 raw = preds[(ei, si)][1]
                 action = _to_pixel(raw, step.width, step.height, resize)
-                # qwen scales distances by the image size the model saw: the resized one if any.
-                verdict = match_step(action, step, protocol, resize=resize if raw.frame is Frame.RESIZED else None)
+                if ALIASES.get(protocol, protocol) == "infigui" and (ei, si) in texts:
+                    # The reference reads model text with its own extraction, not guienv's parser.
+                    text, text_frame = texts[(ei, si)]
+                    try:
+                        args = parse_infigui_call(text)
+                    except InfiguiParseError:
+                        args = None
+                    verdict = match_infigui(args, step, text_frame, resize)
+                else:
+                    # qwen scales distances by the image size the model saw: the resized one if any.
+                    verdict = match_step(action, step, protocol, resize=resize if raw.frame is Frame.RESIZED else None)
                 missing = False
             else:
                 action = None
@@ -250,7 +269,7 @@ def _fmt(v: Any) -> str:
 
 def summary_table(metrics: Mapping[str, Any]) -> str:
     """A short human-readable table of ``metrics`` (percentages)."""
-    lines = [f"{metrics['benchmark']} / protocol={metrics['protocol']}"]
+    lines = [f"{metrics['benchmark']} / protocol={protocol_name(metrics['protocol'])}"]
     if metrics["benchmark"] == "androidcontrol":
         lines.append(f"{'slice':<24} {'steps':>6} {'type':>6} {'ground':>6} {'SR':>6} {'episode':>7} {'missing':>7}")
         rows = [("overall", metrics["overall"])]

@@ -28,7 +28,7 @@ def verdict(pred: Action, gt_step: Step, protocol: str) -> tuple[bool, bool]:
 CLICK_GT = Action.click(500, 500)
 
 
-# -- qwen / infigui ---------------------------------------------------------------------------
+# -- qwen-content-direction (= qwen), and infigui where the two agree ----------------------------
 @pytest.mark.parametrize("protocol", ["qwen", "infigui"])
 def test_qwen_candidate_boxes_are_enlarged_1_2x_about_their_centre(protocol):
     s = step(CLICK_GT, [(400, 400, 600, 600)])  # enlarged: (380, 380, 620, 620)

@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tasks", nargs="+", help="miniwob: task names (default: the five with a DOM oracle)")
     e.add_argument("--server-url", help="miniwob: a running Appium server (default: start one for the run)")
     e.add_argument("--mode", help="androidcontrol: low | high (default low); synthapp: app | grounding (default app)")
-    e.add_argument("--protocol", help="androidcontrol step matching: qwen (default), os-atlas, plain, gui-r1")
+    e.add_argument("--protocol", help="androidcontrol step matching: qwen (default, = qwen-content-direction), infigui, os-atlas, plain, gui-r1")
     e.add_argument("--history-images", type=int, default=0,
                    help="androidcontrol: previous screens shown with each step (as data.history_images in training)")
     e.add_argument("--batch-size", type=int, default=1, help="episodes stepped in lockstep, one agent call per step")

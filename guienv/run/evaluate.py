@@ -66,7 +66,7 @@ GROUP_KEYS = ("split", "subsplit", "platform", "data_type", "group")
 # Env modes per benchmark (the first is the default): AndroidControl's published low/high settings,
 # SynthApp's multi-step apps or one-step grounding screens.
 MODES: dict[str, tuple[str, ...]] = {"androidcontrol": ("low", "high"), "synthapp": ("app", "grounding")}
-DEFAULT_PROTOCOL = "qwen"  # AndroidControl step matching; the default of `guienv score` too
+DEFAULT_PROTOCOL = "qwen"  # AndroidControl step matching (= qwen-content-direction); the default of `guienv score` too
 # Keys of a step's info that hold the env's verdict (copied to steps.jsonl).
 VERDICT_KEYS = ("correct", "type_match", "exact_match", "grounding", "reason", "success", "invalid", "invalid_reason")
 _SECRET_KEYS = {"api_key", "token", "hf_token", "auth_token", "password", "secret"}

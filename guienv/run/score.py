@@ -22,7 +22,8 @@ def add_score_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="benchmark file or directory (read by the benchmark's loader)")
     parser.add_argument("--predictions", required=True, help="predictions JSONL (see rewards.scoring)")
     parser.add_argument("--protocol", default=None,
-                        help=f"androidcontrol: one of {sorted(PROTOCOLS)} (default qwen); screenspot: point-in-box")
+                        help=f"androidcontrol: one of {sorted(PROTOCOLS)} (default qwen = qwen-content-direction; "
+                             "infigui reproduces InfiGUI-R1's evaluator, use it with --frame resized); screenspot: point-in-box")
     parser.add_argument("--out", required=True, help="output directory for metrics.json and verdicts.jsonl")
     parser.add_argument("--frame", default="pixel", choices=[f.value for f in Frame],
                         help="coordinate frame of 'text' predictions without their own 'frame' (default pixel)")
