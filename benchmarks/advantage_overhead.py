@@ -133,8 +133,8 @@ def main(argv=None) -> None:
     print("|---|---|---|---|")
     for name, cfg in CONFIGS.items():
         batch = StepBatch.from_groups(groups, cfg.identity)
-        t_batch = timeit(lambda: estimate(batch, cfg), args.repeats)
-        t_full = timeit(lambda: estimate(groups, cfg), args.repeats)
+        t_batch = timeit(lambda b=batch, c=cfg: estimate(b, c), args.repeats)
+        t_full = timeit(lambda c=cfg: estimate(groups, c), args.repeats)
         print(f"| {name} | {t_batch * 1e3:.2f} | {t_full * 1e3:.2f} | {100 * t_full / ref:.3f}% |")
 
 

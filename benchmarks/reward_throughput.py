@@ -68,7 +68,7 @@ def main() -> None:
         torch.set_num_threads(1)
         for dtype in (torch.float64, torch.float32):
             tp, tg, ts = (torch.as_tensor(a, dtype=dtype) for a in (pred, gt, sizes))
-            t = best_of(lambda: gui_g1_rewards_torch(tp, tg, ts), args.repeat)
+            t = best_of(lambda tp=tp, tg=tg, ts=ts: gui_g1_rewards_torch(tp, tg, ts), args.repeat)
             rows.append((f"torch CPU batched ({str(dtype).split('.')[-1]})", args.pairs, t))
     except ImportError:
         pass

@@ -68,7 +68,7 @@ def plan(out: Path, groups: list[str], seeds: int, grpo_steps: int) -> tuple[Run
             runs.append(Run(f"default (text first, theta 10, sections 2/3/3) seed {s}", "sft", out / f"sft-default-s{s}", base, s))
             runs.append(Run(f"image first (gui-g1) seed {s}", "sft", out / f"sft-imagefirst-s{s}", base + ["model.template=gui-g1"], s))
             runs.append(Run(f"theta 1e6, equal sections seed {s}", "sft", out / f"sft-theta1e6-s{s}",
-                            base + ["model.tiny={seed: %d}" % s], s))
+                            base + [f"model.tiny={{seed: {s}}}"], s))
     if "grpo" in groups:
         warm = Run("SFT warm-up", "warmup", out / "warmup", ["train.steps=0"])
         start = [f"model.path={warm.out / 'final'}", "sft.steps=0", f"train.steps={grpo_steps}"]
