@@ -13,6 +13,8 @@ from dataclasses import replace
 
 from emulator.android import add_emulator_args
 from emulator.appium_server import add_appium_args
+from guienv.config import check_pixel_range
+from guienv.run.command import run_command
 from guienv.run.evaluate import BENCHMARKS, EvalConfig, check_config, default_template, rebuild_report, run_eval
 from guienv.run.score import add_score_args, score_main
 from guienv.run.train import add_train_args
@@ -65,6 +67,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         report_episodes=args.report_episodes,
     )
     check_config(cfg)
+    check_pixel_range(args.min_pixels, args.max_pixels, ("--min-pixels", "--max-pixels"))
     template = args.template or default_template(cfg.benchmark, cfg.mode)
     for name in args.agent:
         agent = make_agent(name, args, template)
@@ -195,8 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand. Bad input (a DataError naming the file/record/field, a bad argument) and a
+    checkpoint that cannot be saved print one line ``guienv <command>: <error>`` and return 2
+    (``GUIENV_DEBUG=1`` shows the traceback instead)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    return run_command(f"guienv {args.command}", args)
 
 
 if __name__ == "__main__":
