@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 
@@ -65,6 +66,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         history_images=args.history_images,
         report_episodes=args.report_episodes,
+        on_error=args.on_error,
     )
     check_config(cfg)
     check_pixel_range(args.min_pixels, args.max_pixels, ("--min-pixels", "--max-pixels"))
@@ -99,6 +101,9 @@ def _published_table(metrics: dict) -> str | None:
 def _cmd_report(args: argparse.Namespace) -> int:
     extra = {} if args.episodes is None else {"max_episodes": args.episodes}
     print(rebuild_report(args.dir, images=not args.no_images, **extra))
+    if not os.path.exists(os.path.join(args.dir, "metrics.json")):
+        print(f"guienv report: {args.dir} has no metrics.json (an interrupted eval): the report shows the finished "
+              "episodes, summaries recomputed from predictions.jsonl and steps.jsonl", file=sys.stderr)
     return 0
 
 
@@ -149,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--history-images", type=int, default=0,
                    help="androidcontrol: previous screens shown with each step (as data.history_images in training)")
     e.add_argument("--batch-size", type=int, default=1, help="episodes stepped in lockstep, one agent call per step")
+    e.add_argument("--on-error", choices=["raise", "skip"], default="raise",
+                   help="screenspot/androidcontrol: a bad record stops the run (raise) or is skipped and counted (skip)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", default="runs/eval")
     e.add_argument("--report-episodes", type=int, default=24, help="episodes shown in report.html (failures first)")
