@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -142,3 +141,97 @@ def test_a_full_disk_while_saving_names_the_checkpoint_and_leaves_nothing_to_res
                           cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert latest_checkpoint(out).name == "step-000003" and (out / "final" / "model.safetensors").exists()
+
+
+# -- guienv eval / score / report / train arguments --------------------------------------------------
+def _guienv(*argv: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m guienv ...`` in a real process (stderr as a user sees it)."""
+    return subprocess.run([sys.executable, "-m", "guienv", *argv], cwd=REPO, env=_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, prog: str, *needles: str) -> str:
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err[-2000:]
+    assert err.startswith(f"{prog}: ") and all(n in err for n in needles), err
+    return err
+
+
+def _break_one_bbox(ss_dir: Path) -> Path:
+    """The web file of a ScreenSpot-v2 folder written by ``write_screenspot``, its record 2's bbox cut."""
+    f = next(ss_dir.glob("screenspot_web_v2.json"))
+    records = json.loads(f.read_text())
+    records[1]["bbox"] = records[1]["bbox"][:2]
+    f.write_text(json.dumps(records))
+    return f
+
+
+def test_eval_bad_record_is_one_line_and_on_error_skip_runs_the_rest(screenspot_dir, tmp_path):
+    bad = _break_one_bbox(screenspot_dir)
+    proc = _guienv("eval", "--benchmark", "screenspot", "--data", str(screenspot_dir), "--out", str(tmp_path / "r"))
+    _one_line_error(proc, "guienv eval", bad.name, "bbox")
+    out = tmp_path / "s"
+    proc = _guienv("eval", "--benchmark", "screenspot", "--data", str(screenspot_dir), "--out", str(out),
+                   "--on-error", "skip")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["overall"]["episodes"] == 5 and metrics["skipped_records"] == 1
+    assert metrics["config"]["on_error"] == "skip"
+
+
+@pytest.mark.parametrize("pixels", [["--max-pixels", "0"], ["--min-pixels", "5000", "--max-pixels", "4000"],
+                                    ["--min-pixels", "-1"]])
+def test_score_rejects_impossible_pixel_bounds(screenspot_dir, tmp_path, pixels):
+    from guienv.run.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["eval", "--benchmark", "screenspot", "--data", str(screenspot_dir), "--out", str(out)]) == 0
+    proc = _guienv("score", "--benchmark", "screenspot", "--data", str(screenspot_dir), "--predictions",
+                   str(out / "steps.jsonl"), "--out", str(tmp_path / "score"), "--frame", "resized", *pixels)
+    _one_line_error(proc, "guienv score: error", "pixels")
+    assert not (tmp_path / "score" / "metrics.json").exists()
+    proc = _guienv("eval", "--benchmark", "screenspot", "--data", str(screenspot_dir), "--out", str(tmp_path / "e2"),
+                   "--agent", "api", "--model", "m", *pixels)
+    _one_line_error(proc, "guienv eval", "pixels")
+
+
+def test_report_of_an_interrupted_eval_renders_what_exists(tmp_path):
+    from guienv.run.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["eval", "--benchmark", "synthapp", "--episodes", "4", "--agent", "random", "--out", str(out)]) == 0
+    full = json.loads((out / "metrics.json").read_text())
+    (out / "metrics.json").unlink()  # what a run killed before its end leaves: no metrics.json, no report
+    (out / "report.html").unlink()
+    proc = _guienv("report", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
+    html = (out / "report.html").read_text()
+    assert "interrupted" in html and "synthapp" in html
+    rate = full["overall"]["success_rate"]
+    assert f'data-metric="summary.overall.success_rate" data-value="{json.dumps(rate)}"' in html
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _one_line_error(_guienv("report", str(empty)), "guienv report", "no metrics.json", "predictions.jsonl")
+
+
+def test_train_argument_errors_name_the_key_or_path(setup, tmp_path):
+    _, cfg_path = setup
+    out = str(tmp_path / "t")
+    err = _one_line_error(_guienv("train", "--config", str(cfg_path), "--out", out, "--set", "sft.steps=-5"),
+                          "guienv train", "sft.steps", "train.yaml", ">= 0")
+    assert "metrics.jsonl" not in err
+    _one_line_error(_guienv("train", "--config", str(cfg_path), "--out", out, "--set", "model.max_pixels=0"),
+                    "guienv train", "model.max_pixels")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    _one_line_error(_guienv("train", "--config", str(cfg_path), "--out", str(a_file)), "guienv train",
+                    str(a_file), "is a file")
+    missing = tmp_path / "no" / "such" / "model"
+    err = _one_line_error(_guienv("train", "--config", str(cfg_path), "--out", out, "--set", f"model.path={missing}"),
+                          "guienv train", str(missing), "no such model folder")
+    assert "repo" not in err.lower()
+    with pytest.raises(DataError, match="sft.steps") as e:
+        TrainConfig.from_yaml(cfg_path, ["sft.steps=-5"])
+    assert e.value.field == "sft.steps"
