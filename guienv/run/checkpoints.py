@@ -144,7 +144,9 @@ def save_checkpoint(out: Path, step: int, policy, optimizer, scheduler, state: d
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         old = sorted(p for p in (out / "checkpoints").iterdir() if _is_step_dir(p))
-        for p in old[:-keep]:
+        # Newer folders are what a resume from an older checkpoint skipped (broken): stale now.
+        stale = [p for p in old if p.name > final.name]
+        for p in old[:-keep - len(stale)] + stale:
             shutil.rmtree(p, ignore_errors=True)
     barrier(dist)
     return final
