@@ -21,8 +21,9 @@ Output directory ``DIR``:
   area ratio...), ``tb/`` (TensorBoard event files, same scalars), ``curves.png``;
 * ``checkpoints/step-NNNNNN/`` every ``save_every`` steps (HF model folder or peft adapter,
   optimizer, scheduler, RNG states of python/numpy/torch per rank, curriculum and data-sampler
-  state); a rerun with the same ``--out`` resumes exactly from the latest one (``--no-resume``
-  starts over), dropping metrics rows written after it;
+  state, ``complete.json`` last); a rerun with the same ``--out`` resumes exactly from the latest
+  valid one (a broken newer one is skipped with a warning; ``--no-resume`` starts over), dropping
+  metrics rows written after it;
 * ``eval_before.json``, ``eval_after_sft.json`` (when there is a warm-up) and ``eval.json``:
   held-out accuracy (greedy; grounding tasks also by target kind and the click's distance from the
   target centre per axis) before training, after the warm-up and at the end, with the accuracy of
