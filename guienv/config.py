@@ -9,7 +9,8 @@ dataclass with defaults; this module turns a mapping (usually parsed YAML) into 
   dataclasses); YAML 1.1 reads ``1e-6`` as a string, so numeric strings are accepted for floats;
 * ``a.b=value`` overrides (the value parsed as YAML) apply before checking;
 * range checks stay in each class's ``__post_init__``; their ``ValueError`` is re-raised as a
-  :class:`~guienv.errors.DataError` naming the file and the block.
+  :class:`~guienv.errors.DataError` naming the file and the block (a :class:`ConfigValueError`
+  names the dotted key itself).
 
     cfg = load_yaml(TrainConfig, "configs/train_default.yaml", overrides=["train.steps=10"])
 """
@@ -27,11 +28,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from guienv.errors import DataError
+from guienv.frames import QWEN_FACTOR
 
-__all__ = ["apply_override", "config_to_dict", "load_config", "load_yaml", "read_yaml"]
+__all__ = ["ConfigValueError", "apply_override", "check_pixel_range", "config_to_dict", "load_config", "load_yaml", "read_yaml"]
 
 T = TypeVar("T")
 _MISSING = object()
+
+
+class ConfigValueError(ValueError):
+    """A value out of range, raised by a config class's ``__post_init__`` with the key (relative
+    to the class, e.g. ``sft.steps`` or ``min_pixels``); :func:`load_config` re-raises it as a
+    DataError naming the file and the full dotted key."""
+
+    def __init__(self, key: str, message: str):
+        self.key, self.message = key, message
+        super().__init__(f"{key}: {message}")
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -114,10 +126,29 @@ def load_config(cls: type[T], data: Mapping[str, Any] | None, where: str = "<con
     kwargs = {name: _check(hints.get(name, Any), value, where, _join(prefix, name)) for name, value in data.items()}
     try:
         return cls(**kwargs)
+    except ConfigValueError as exc:
+        key = _join(prefix, exc.key)
+        raise DataError(where, exc.message, field=key) from None
     except (TypeError, ValueError) as exc:
         if isinstance(exc, DataError):
             raise
         raise DataError(where, f"{label}: {exc}", field=prefix or None) from exc
+
+
+def check_pixel_range(min_pixels: Any, max_pixels: Any, keys: tuple[str, str] = ("min_pixels", "max_pixels")) -> None:
+    """:class:`ConfigValueError` naming the option (``keys``) unless ``0 <= min_pixels <= max_pixels`` and
+    ``max_pixels`` holds at least one 28x28 patch: smart resize cannot honour smaller bounds, and
+    every resized-frame prediction would be scored wrong instead of the run failing up front."""
+    lo, hi = keys
+    for key, v in ((lo, min_pixels), (hi, max_pixels)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise ConfigValueError(key, f"must be an integer, got {v!r}")
+    if max_pixels is not None and max_pixels < QWEN_FACTOR**2:
+        raise ConfigValueError(hi, f"must be at least {QWEN_FACTOR**2} (one {QWEN_FACTOR}x{QWEN_FACTOR} patch), got {max_pixels}")
+    if min_pixels is not None and min_pixels < 0:
+        raise ConfigValueError(lo, f"must be >= 0, got {min_pixels}")
+    if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
+        raise ConfigValueError(lo, f"({min_pixels}) must not exceed {hi} ({max_pixels})")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from guienv.actions import Action, ActionType
+from guienv.config import check_pixel_range
 from guienv.errors import DataError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.geometry import point_in_box
@@ -243,6 +244,7 @@ def score(
     if protocol not in known:
         raise ValueError(f"unknown protocol {protocol!r} for {benchmark}; known: {known}")
     frame = Frame(frame)
+    check_pixel_range(min_pixels, max_pixels)  # else every resized-frame prediction would score wrong
     resize = Resize(min_pixels=min_pixels, max_pixels=max_pixels)
     pred_path = Path(predictions)
     if benchmark == "androidcontrol":

@@ -10,7 +10,15 @@ from typing import Literal
 import pytest
 import yaml
 
-from guienv.config import apply_override, config_to_dict, load_config, load_yaml, read_yaml
+from guienv.config import (
+    ConfigValueError,
+    apply_override,
+    check_pixel_range,
+    config_to_dict,
+    load_config,
+    load_yaml,
+    read_yaml,
+)
 from guienv.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,3 +162,37 @@ def test_judge_and_hybrid_configs_name_nested_keys(tmp_path):
     with pytest.raises(DataError) as e:
         JudgeConfig.from_yaml(j)
     assert e.value.field == "judge" and "retry counts" in str(e.value)
+
+
+@dataclass
+class _Resized:
+    min_pixels: int = 3136
+    max_pixels: int = 12544
+
+    def __post_init__(self) -> None:
+        check_pixel_range(self.min_pixels, self.max_pixels)
+
+
+@dataclass
+class _Outer:
+    model: _Resized = field(default_factory=_Resized)
+
+
+def test_check_pixel_range_names_the_option():
+    check_pixel_range(0, 784)
+    check_pixel_range(None, None)
+    for lo, hi, key in ((0, 0, "max_pixels"), (-1, 1000, "min_pixels"), (5000, 4000, "min_pixels"), (1.5, 4000, "min_pixels")):
+        with pytest.raises(ConfigValueError) as e:
+            check_pixel_range(lo, hi)
+        assert e.value.key == key
+    with pytest.raises(ValueError, match="--max-pixels"):
+        check_pixel_range(None, 0, ("--min-pixels", "--max-pixels"))
+
+
+def test_a_range_error_in_a_nested_block_is_a_data_error_with_the_dotted_key(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({"model": {"min_pixels": 9000, "max_pixels": 4000}}))
+    with pytest.raises(DataError) as e:
+        load_yaml(_Outer, f)
+    assert e.value.field == "model.min_pixels" and str(f) in str(e.value) and "must not exceed max_pixels" in str(e.value)
+    assert load_yaml(_Outer, f, ["model.min_pixels=100"]).model.min_pixels == 100

@@ -58,9 +58,10 @@ def test_oracle_solves_synthapp_and_random_mostly_fails(tmp_path):
     assert _metrics(out / "random")["overall"]["success_rate"] < 0.5
 
 
-def test_eval_without_data_for_offline_benchmark_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="--data is required"):
-        main(["eval", "--benchmark", "screenspot", "--out", str(tmp_path)])
+def test_eval_without_data_for_offline_benchmark_is_a_clear_error(tmp_path, capsys):
+    assert main(["eval", "--benchmark", "screenspot", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "guienv eval: --data is required for benchmark 'screenspot'\n"
 
 
 @pytest.mark.realstack

@@ -181,15 +181,18 @@ def test_batched_resume_repairs_an_interrupted_run(screenspot_dir, tmp_path):
     assert _metrics(tmp_path / "score")["overall"]["accuracy"] == 1.0
 
 
-def test_bad_eval_options_are_clear_errors(screenspot_dir, tmp_path):
+def test_bad_eval_options_are_clear_errors(screenspot_dir, tmp_path, capsys):
     base = ["eval", "--benchmark", "screenspot", "--data", str(screenspot_dir), "--out", str(tmp_path)]
-    with pytest.raises(ValueError, match="--protocol applies to androidcontrol"):
-        main([*base, "--protocol", "qwen"])
-    with pytest.raises(ValueError, match="--mode applies to"):
-        main([*base, "--mode", "low"])
-    with pytest.raises(ValueError, match="--batch-size"):
-        main([*base, "--batch-size", "0"])
-    with pytest.raises(ValueError, match="unknown --protocol"):
-        main(["eval", "--benchmark", "androidcontrol", "--data", "x", "--protocol", "nope", "--out", str(tmp_path)])
+
+    def fails(argv, match):  # one line on stderr, exit code 2
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("guienv eval: ") and err.count("\n") == 1 and match in err, err
+
+    fails([*base, "--protocol", "qwen"], "--protocol applies to androidcontrol")
+    fails([*base, "--mode", "low"], "--mode applies to")
+    fails([*base, "--batch-size", "0"], "--batch-size")
+    fails(["eval", "--benchmark", "androidcontrol", "--data", "x", "--protocol", "nope", "--out", str(tmp_path)],
+          "unknown --protocol")
     with pytest.raises(SystemExit, match="needs --model"):
         main([*base, "--agent", "qwen"])

@@ -1,13 +1,18 @@
 """``DIR/checkpoints/step-NNNNNN/`` of ``guienv train``: model (HF folder or peft adapter),
 optimizer (one shard per rank under FSDP), scheduler, RNG states per rank and ``state.json``
-(written last: it marks the folder complete). Resuming from one continues the run exactly."""
+and ``complete.json`` (written last: the size of every other file). A checkpoint is written into
+``step-NNNNNN.tmp/`` and renamed when complete; resume takes the newest checkpoint whose files all
+match ``complete.json`` (a truncated or missing file, an unreadable ``state.json``) and warns about
+each newer broken one it skips. Resuming from one continues the run exactly."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,20 @@ import numpy as np
 from guienv.errors import DataError
 from guienv.run.distributed import barrier
 
-__all__ = ["checkpoint_dir", "latest_checkpoint", "load_optimizer", "load_rng", "load_scheduler", "save_checkpoint", "save_model"]
+__all__ = ["CheckpointSaveError", "check_checkpoint", "checkpoint_dir", "latest_checkpoint", "load_optimizer",
+           "load_rng", "load_scheduler", "read_state", "save_checkpoint", "save_model"]
+
+MANIFEST = "complete.json"
+# Errors of a write that ran out of room: ENOSPC, or EFBIG/EDQUOT (a file-size limit, a quota).
+_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+# How torch / safetensors report a failed write (their errors keep no errno).
+_FULL_TEXT = ("no space left", "file too large", "quota exceeded", "unexpected pos", "file write failed",
+              "filetoolarge", "storagefull")
+
+
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written (the message names its folder); nothing of it is left
+    for resume to pick. ``errno`` is ENOSPC when the disk (or a size limit or quota) was full."""
 
 
 def checkpoint_dir(out: Path, step: int) -> Path:
@@ -24,13 +42,61 @@ def checkpoint_dir(out: Path, step: int) -> Path:
     return out / "checkpoints" / f"step-{step:06d}"
 
 
+def _is_step_dir(p: Path) -> bool:
+    return p.is_dir() and p.name.startswith("step-") and p.name[5:].isdigit()  # never step-N.tmp
+
+
+def check_checkpoint(ckpt: Path) -> str | None:
+    """Why ``ckpt`` can't be resumed from (a missing or truncated file, an unreadable
+    ``state.json``), or None when every file matches its ``complete.json``."""
+    try:
+        manifest = json.loads((ckpt / MANIFEST).read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except FileNotFoundError:
+        return f"no {MANIFEST} (the save did not finish)"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"unreadable {MANIFEST} ({exc})"
+    if not isinstance(files, dict) or "state.json" not in files:
+        return f"{MANIFEST} lists no state.json"
+    for rel, size in sorted(files.items()):
+        f = ckpt / rel
+        try:
+            have = f.stat().st_size
+        except OSError:
+            return f"{rel} is missing"
+        if have != size:
+            return f"{rel} has {have} bytes, {size} were written (truncated or changed)"
+    try:
+        read_state(ckpt)
+    except DataError as exc:
+        return exc.detail
+    return None
+
+
 def latest_checkpoint(out: Path) -> Path | None:
-    """The newest complete checkpoint (its ``state.json`` written) of the run in ``out``, or None."""
+    """The newest valid checkpoint (:func:`check_checkpoint`) of the run in ``out``, or None;
+    each newer broken one is skipped with a warning naming its path and what is wrong."""
     root = out / "checkpoints"
     if not root.is_dir():
         return None
-    done = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / "state.json").exists())
-    return done[-1] if done else None
+    for p in sorted((p for p in root.iterdir() if _is_step_dir(p)), reverse=True):
+        problem = check_checkpoint(p)
+        if problem is None:
+            return p
+        warnings.warn(f"skipping broken checkpoint {p}: {problem}; resuming from an older one", stacklevel=2)
+    return None
+
+
+def read_state(ckpt: Path) -> dict[str, Any]:
+    """``ckpt/state.json`` (the loop state: step, phase, samplers); DataError naming it if unreadable."""
+    f = ckpt / "state.json"
+    try:
+        state = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f, f"unreadable checkpoint state ({exc})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise DataError(f, "checkpoint state without an integer 'step'", field="step")
+    return state
 
 
 def save_model(policy, path: Path, fsdp: bool, dist) -> None:
@@ -57,10 +123,50 @@ def save_model(policy, path: Path, fsdp: bool, dist) -> None:
 
 
 def save_checkpoint(out: Path, step: int, policy, optimizer, scheduler, state: dict, dist, fsdp: bool, keep: int) -> Path:
-    import torch
-
+    """Write the checkpoint of ``step`` (into ``step-N.tmp/``, renamed when complete) and keep the
+    newest ``keep``. A failed write (a full disk) removes the partial folder and raises
+    :class:`CheckpointSaveError` naming it; the checkpoints before it stay as they were."""
     final = checkpoint_dir(out, step)
     tmp = final.with_name(final.name + ".tmp")
+    try:
+        _write_checkpoint(tmp, policy, optimizer, scheduler, state, dist, fsdp)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        full = _disk_full(exc)
+        if not full and not isinstance(exc, OSError):
+            raise
+        what = "no space left on device (or a file-size limit or quota was hit)" if full else "write failed"
+        cause = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise CheckpointSaveError(errno.ENOSPC if full else getattr(exc, "errno", None) or errno.EIO,
+                                  f"cannot save checkpoint {final}: {what}; the partial {tmp} was removed "
+                                  f"(resume uses the checkpoints before it) [{type(exc).__name__}: {cause}]") from exc
+    if dist.is_main:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        old = sorted(p for p in (out / "checkpoints").iterdir() if _is_step_dir(p))
+        # Newer folders are what a resume from an older checkpoint skipped (broken): stale now.
+        stale = [p for p in old if p.name > final.name]
+        for p in old[:-keep - len(stale)] + stale:
+            shutil.rmtree(p, ignore_errors=True)
+    barrier(dist)
+    return final
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it wraps) is a write that ran out of room."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _FULL_ERRNOS:
+            return True
+        if any(t in str(seen).lower() for t in _FULL_TEXT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _write_checkpoint(tmp: Path, policy, optimizer, scheduler, state: dict, dist, fsdp: bool) -> None:
+    import torch
+
     if dist.is_main:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -79,14 +185,22 @@ def save_checkpoint(out: Path, step: int, policy, optimizer, scheduler, state: d
     torch.save(rng, tmp / f"rng-rank{dist.rank}.pt")
     barrier(dist)
     if dist.is_main:
-        (tmp / "state.json").write_text(json.dumps(state))  # written last: marks the folder complete
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        old = sorted(p for p in (out / "checkpoints").iterdir() if p.is_dir() and p.name.startswith("step-") and not p.name.endswith(".tmp"))
-        for p in old[:-keep]:
-            shutil.rmtree(p, ignore_errors=True)
-    barrier(dist)
-    return final
+        (tmp / "state.json").write_text(json.dumps(state))
+        _write_manifest(tmp)
+
+
+def _write_manifest(folder: Path) -> None:
+    """``complete.json`` with the size of every file, each synced to disk first, so a checkpoint
+    that lists its files is all there after a crash or power loss."""
+    sizes = {}
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        with f.open("rb") as fh:
+            os.fsync(fh.fileno())
+        sizes[f.relative_to(folder).as_posix()] = f.stat().st_size
+    with (folder / MANIFEST).open("w", encoding="utf-8") as fh:
+        json.dump({"files": sizes}, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _to_local(obj: Any) -> Any:

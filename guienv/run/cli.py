@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 
 from emulator.android import add_emulator_args
 from emulator.appium_server import add_appium_args
+from guienv.config import check_pixel_range
+from guienv.run.command import run_command
 from guienv.run.evaluate import BENCHMARKS, EvalConfig, check_config, default_template, rebuild_report, run_eval
 from guienv.run.score import add_score_args, score_main
 from guienv.run.train import add_train_args
@@ -63,8 +66,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         history_images=args.history_images,
         report_episodes=args.report_episodes,
+        on_error=args.on_error,
     )
     check_config(cfg)
+    check_pixel_range(args.min_pixels, args.max_pixels, ("--min-pixels", "--max-pixels"))
     template = args.template or default_template(cfg.benchmark, cfg.mode)
     for name in args.agent:
         agent = make_agent(name, args, template)
@@ -96,6 +101,9 @@ def _published_table(metrics: dict) -> str | None:
 def _cmd_report(args: argparse.Namespace) -> int:
     extra = {} if args.episodes is None else {"max_episodes": args.episodes}
     print(rebuild_report(args.dir, images=not args.no_images, **extra))
+    if not os.path.exists(os.path.join(args.dir, "metrics.json")):
+        print(f"guienv report: {args.dir} has no metrics.json (an interrupted eval): the report shows the finished "
+              "episodes, summaries recomputed from predictions.jsonl and steps.jsonl", file=sys.stderr)
     return 0
 
 
@@ -146,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--history-images", type=int, default=0,
                    help="androidcontrol: previous screens shown with each step (as data.history_images in training)")
     e.add_argument("--batch-size", type=int, default=1, help="episodes stepped in lockstep, one agent call per step")
+    e.add_argument("--on-error", choices=["raise", "skip"], default="raise",
+                   help="screenspot/androidcontrol: a bad record stops the run (raise) or is skipped and counted (skip)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", default="runs/eval")
     e.add_argument("--report-episodes", type=int, default=24, help="episodes shown in report.html (failures first)")
@@ -195,8 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand. Bad input (a DataError naming the file/record/field, a bad argument) and a
+    checkpoint that cannot be saved print one line ``guienv <command>: <error>`` and return 2
+    (``GUIENV_DEBUG=1`` shows the traceback instead)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    return run_command(f"guienv {args.command}", args)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ class EvalConfig:
     protocol: str | None = None  # androidcontrol step matching (rewards.action_match.PROTOCOLS); default qwen
     history_images: int = 0  # androidcontrol: previous screens in each prompt (training's data.history_images)
     report_episodes: int = 24  # episodes shown in report.html (failures first)
+    on_error: str = "raise"  # screenspot/androidcontrol loaders: raise on a bad record, or skip it (logged)
 
 
 def default_template(benchmark: str, mode: str | None = None) -> str:
@@ -108,6 +109,8 @@ def check_config(cfg: EvalConfig) -> None:
         raise ValueError(f"unknown benchmark {cfg.benchmark!r}; known: {sorted(BENCHMARKS)}")
     if cfg.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    if cfg.on_error not in ("raise", "skip"):
+        raise ValueError(f"--on-error must be raise or skip, got {cfg.on_error!r}")
     if cfg.mode is not None:
         modes = MODES.get(cfg.benchmark)
         if modes is None:
@@ -151,6 +154,8 @@ def make_env(cfg: EvalConfig, dataset: Any = None, agent: Any = None) -> gym.Env
         if not cfg.data:
             raise ValueError(f"--data is required for benchmark {cfg.benchmark!r}")
         kwargs["data"] = dataset if dataset is not None else cfg.data
+        if dataset is None:
+            kwargs.setdefault("on_error", cfg.on_error)
     if cfg.mode is not None:
         kwargs["mode"] = cfg.mode
     if cfg.benchmark == "androidcontrol":
@@ -388,6 +393,9 @@ def run_eval(cfg: EvalConfig, agent: Any) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     done, step_rows = _load_previous(out)
+    # What an interrupted run leaves for `guienv report` (metrics.json comes only at the end).
+    run_info = {"benchmark": cfg.benchmark, "agent": agent.name, "config": _jsonable(asdict(cfg))}
+    (out / "run.json").write_text(json.dumps(run_info, indent=2, ensure_ascii=False), encoding="utf-8")
     with contextlib.ExitStack() as stack:
         if cfg.benchmark == "miniwob" and not cfg.server_url:
             from emulator.appium_server import AppiumServer
@@ -448,6 +456,9 @@ def run_eval(cfg: EvalConfig, agent: Any) -> dict[str, Any]:
         if cfg.benchmark == "androidcontrol":
             metrics["protocol"] = env.unwrapped.protocol
             metrics["mode"] = env.unwrapped.mode
+        skipped = getattr(getattr(env.unwrapped, "dataset", None), "skipped", None)
+        if cfg.on_error == "skip" and skipped is not None:
+            metrics["skipped_records"] = len(skipped)  # bad records --on-error skip left out
         published = published_metrics(cfg.benchmark, records)
         if published is not None:
             metrics["published"] = published
@@ -462,14 +473,22 @@ def run_eval(cfg: EvalConfig, agent: Any) -> dict[str, Any]:
 
 def rebuild_report(run_dir: str | Path, *, images: bool = True, **kwargs: Any) -> Path:
     """Re-render ``run_dir/report.html`` from the run's files; with ``images`` the env is rebuilt
-    from the config in metrics.json to replay the shown episodes (not for miniwob)."""
+    from the config in metrics.json to replay the shown episodes (not for miniwob). An interrupted
+    run (no metrics.json) is rendered from what it wrote: summaries recomputed from
+    ``predictions.jsonl`` and ``steps.jsonl``, the config from ``run.json``."""
     run = Path(run_dir)
-    metrics = read_json(run / "metrics.json")
+    if not run.is_dir():
+        raise DataError(run, "no such eval run folder (the --out of `guienv eval`)")
     records, _ = read_jsonl(run / "predictions.jsonl", drop_cut_tail=True)
     rows, _ = read_jsonl(run / "steps.jsonl", drop_cut_tail=True)
     steps: dict[int, list] = {}
     for r in rows:
         steps.setdefault(int(r["episode"]), []).append(r)
+    metrics_path = run / "metrics.json"
+    if metrics_path.exists():
+        metrics = read_json(metrics_path)
+    else:
+        metrics = _interrupted_metrics(run, records)
     raw = dict(metrics.get("config") or {})
     raw["tasks"] = raw.get("tasks") or ()
     known = {f.name for f in fields(EvalConfig)}  # keys a newer or older version wrote are skipped
@@ -477,7 +496,7 @@ def rebuild_report(run_dir: str | Path, *, images: bool = True, **kwargs: Any) -
     env = None
     plan: dict[int, Any] = {}
     try:
-        if images and cfg.benchmark != "miniwob":
+        if images and cfg.benchmark != "miniwob" and raw.get("benchmark"):
             env = make_env(cfg)
             plan = {i: kw for i, kw, _ in episode_plan(cfg, env)}
         kwargs.setdefault("max_episodes", cfg.report_episodes)
@@ -485,3 +504,20 @@ def rebuild_report(run_dir: str | Path, *, images: bool = True, **kwargs: Any) -
     finally:
         if env is not None:
             env.close()
+
+
+def _interrupted_metrics(run: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """metrics.json as far as an interrupted run's files allow; DataError naming what is missing."""
+    if not (run / "predictions.jsonl").exists():
+        have = sorted(p.name for p in run.iterdir())
+        raise DataError(run, "no metrics.json and no predictions.jsonl: nothing to report (is this the --out "
+                             f"folder of `guienv eval`? it holds {have or 'nothing'})")
+    info = read_json(run / "run.json") if (run / "run.json").exists() else {}
+    bench = info.get("benchmark")
+    metrics: dict[str, Any] = {"benchmark": bench or "unknown", "agent": info.get("agent", "unknown"),
+                               "config": info.get("config") or {}, "interrupted": True, **summarize(records)}
+    if bench:
+        published = published_metrics(bench, records)
+        if published is not None:
+            metrics["published"] = published
+    return metrics

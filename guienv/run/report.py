@@ -306,6 +306,8 @@ def _run_info(metrics: Mapping[str, Any]) -> str:
             items.append((key, metrics[key]))
     items += [("episodes", (metrics.get("overall") or {}).get("episodes")), ("batch size", cfg.get("batch_size")),
               ("resumed", metrics.get("resumed")), ("seconds (this run)", metrics.get("seconds"))]
+    if metrics.get("interrupted"):
+        items.append(("status", "interrupted: no metrics.json; finished episodes only, summaries recomputed"))
     return "<dl class='run'>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items if v is not None) + "</dl>"
 
 

@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from guienv.config import check_pixel_range
 from guienv.errors import DataError
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame
 from rewards.action_match import PROTOCOLS
@@ -38,6 +39,7 @@ def score_main(args: argparse.Namespace) -> int:
     """Run :func:`rewards.scoring.score` from parsed :func:`add_score_args` arguments; print a summary.
     Returns 0, or 2 with the error on stderr for bad data or arguments."""
     try:
+        check_pixel_range(args.min_pixels, args.max_pixels, ("--min-pixels", "--max-pixels"))
         metrics = score(
             args.benchmark, args.data, args.predictions, args.protocol, args.out,
             frame=args.frame, min_pixels=args.min_pixels, max_pixels=args.max_pixels,

@@ -21,8 +21,9 @@ Output directory ``DIR``:
   area ratio...), ``tb/`` (TensorBoard event files, same scalars), ``curves.png``;
 * ``checkpoints/step-NNNNNN/`` every ``save_every`` steps (HF model folder or peft adapter,
   optimizer, scheduler, RNG states of python/numpy/torch per rank, curriculum and data-sampler
-  state); a rerun with the same ``--out`` resumes exactly from the latest one (``--no-resume``
-  starts over), dropping metrics rows written after it;
+  state, ``complete.json`` last); a rerun with the same ``--out`` resumes exactly from the latest
+  valid one (a broken newer one is skipped with a warning; ``--no-resume`` starts over), dropping
+  metrics rows written after it;
 * ``eval_before.json``, ``eval_after_sft.json`` (when there is a warm-up) and ``eval.json``:
   held-out accuracy (greedy; grounding tasks also by target kind and the click's distance from the
   target centre per axis) before training, after the warm-up and at the end, with the accuracy of
@@ -46,12 +47,29 @@ from typing import Any
 
 import numpy as np
 
-from guienv.run.checkpoints import latest_checkpoint, load_optimizer, load_rng, load_scheduler, save_checkpoint, save_model
+from guienv.errors import DataError
+from guienv.run.checkpoints import (
+    latest_checkpoint,
+    load_optimizer,
+    load_rng,
+    load_scheduler,
+    read_state,
+    save_checkpoint,
+    save_model,
+)
+from guienv.run.command import run_command
 from guienv.run.distributed import barrier, init_distributed, wrap_distributed
 from guienv.run.metrics import MetricsLog, clean_value, plot_curves
 from guienv.run.train_config import RewardConfig, RunConfig, TrainConfig
 from guienv.run.train_data import TaskData, load_tasks, mean_click_accuracy
-from guienv.run.train_model import apply_lora, load_agent, make_optimizer, make_scheduler, resolve_model_path
+from guienv.run.train_model import (
+    apply_lora,
+    check_model_path,
+    load_agent,
+    make_optimizer,
+    make_scheduler,
+    resolve_model_path,
+)
 from tasks.curriculum import CurriculumConfig
 
 __all__ = ["add_train_args", "main", "train"]
@@ -117,7 +135,10 @@ def _seed_all(seed: int) -> None:
 def _prepare_out(out: Path, dist, resume: bool) -> Path | None:
     """Create ``out`` (or clear an earlier run's outputs without ``resume``); the checkpoint to resume from."""
     if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(out, f"cannot create the output directory (--out): {exc.strerror or exc}") from None
     barrier(dist)
     ckpt = latest_checkpoint(out) if resume else None
     if not resume and dist.is_main and (out / "checkpoints").exists():
@@ -420,7 +441,9 @@ def _log_summary(s: _Setup, eval_before, eval_sft, eval_after, prior) -> None:
         log("  by target kind: " + ", ".join(f"{k} {v:.2f}" for k, v in eval_after["accuracy_by_kind"].items()) +
             (f"; click distance from the target centre |dx| {eval_after['dx']:.3f} of the width, "
              f"|dy| {eval_after['dy']:.3f} of the height" if eval_after.get("dx") is not None else ""))
-    log(f"outputs in {s.out}: metrics.jsonl, tb/, curves.png, eval.json, final/")
+    names = ("metrics.jsonl", "tb", "curves.png", "eval.json", "final")
+    shown = [f"{n}/" if (s.out / n).is_dir() else n for n in names if (s.out / n).exists()]
+    log(f"outputs in {s.out}: {', '.join(shown)}")
 
 
 # -- the loop -------------------------------------------------------------------------------------
@@ -434,9 +457,12 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
 
     hf_logging.disable_progress_bar()  # per-checkpoint "Writing model shards" bars would bury the run's own
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(out, "the output directory (--out) is a file; give a directory (created if missing)")
+    check_model_path(cfg.model.path)
     dist = init_distributed(cfg.train.distributed, cfg.model.device)
     ckpt = _prepare_out(out, dist, resume)
-    state = json.loads((ckpt / "state.json").read_text()) if ckpt else {}
+    state = read_state(ckpt) if ckpt else {}
     start = int(state.get("step", 0))
     s = _setup(cfg, out, dist, ckpt, start, log)
 
@@ -519,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     add_train_args(sub)
     args = p.parse_args(["train", *(argv if argv is not None else sys.argv[1:])])
-    return int(args.func(args) or 0)
+    return run_command("guienv train", args)
 
 
 if __name__ == "__main__":

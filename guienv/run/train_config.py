@@ -18,7 +18,7 @@ from typing import Any
 
 from agents.grpo import PRECISIONS, GRPOTrainerConfig
 from agents.sft import SFTConfig
-from guienv.config import config_to_dict, load_config, load_yaml
+from guienv.config import ConfigValueError, check_pixel_range, config_to_dict, load_config, load_yaml
 from guienv.frames import QWEN_MIN_PIXELS
 from tasks.curriculum import CurriculumConfig
 
@@ -70,6 +70,7 @@ class ModelConfig:
             raise ValueError(f"model.tiny: unknown field(s) {unknown}; known: {sorted(known)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_pixel_range(self.min_pixels, self.max_pixels)
 
 
 @dataclass
@@ -149,6 +150,9 @@ class RunConfig:
             raise ValueError(f"train.distributed must be auto, ddp, fsdp or none, got {self.distributed!r}")
         if self.steps < 0 or self.save_every < 1 or self.keep_checkpoints < 1:
             raise ValueError("train.steps must be >= 0, save_every and keep_checkpoints >= 1")
+        for key, low in (("eval_every", 0), ("eval_batch_size", 1)):
+            if getattr(self, key) < low:
+                raise ConfigValueError(key, f"must be >= {low}, got {getattr(self, key)}")
 
 
 @dataclass
@@ -170,6 +174,13 @@ class TrainConfig:
     def from_yaml(cls, path: str | os.PathLike, overrides: Sequence[str] = ()) -> TrainConfig:
         """The config from a YAML file after ``key.sub=value`` overrides (``--set``)."""
         return load_yaml(cls, path, overrides)
+
+    def __post_init__(self) -> None:
+        # The warm-up's counts, checked here: a negative sft.steps would shorten the GRPO phase.
+        for key, low in (("steps", 0), ("batch_size", 1), ("micro_batch_size", 1), ("warmup_steps", 0)):
+            value = getattr(self.sft, key, low)
+            if isinstance(value, int) and value < low:
+                raise ConfigValueError(f"sft.{key}", f"must be >= {low}, got {value}")
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)

@@ -4,12 +4,35 @@ adapters, the optimizer and the learning-rate schedule."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
+from guienv.errors import DataError
 from guienv.run.distributed import barrier
 from guienv.run.train_config import LoraConfig, ModelConfig
 
-__all__ = ["apply_lora", "load_agent", "make_optimizer", "make_scheduler", "resolve_model_path"]
+__all__ = ["apply_lora", "check_model_path", "load_agent", "make_optimizer", "make_scheduler", "resolve_model_path"]
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def check_model_path(path: str) -> None:
+    """DataError naming ``model.path`` unless it is ``tiny``, a model folder (with config.json) or
+    something shaped like a hub id (``org/name``); a missing local folder would otherwise surface
+    as Hugging Face's repo-id message."""
+    if path == "tiny":
+        return
+    p = Path(path).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise DataError(path, "model.path is a folder without config.json (not a Hugging Face model folder)",
+                            field="model.path")
+        return
+    if p.exists():
+        raise DataError(path, "model.path is a file; it must be a model folder or a hub id", field="model.path")
+    if not _HUB_ID.fullmatch(path) or path.startswith((".", "~")) or path.count("/") > 1:
+        raise DataError(path, "no such model folder", field="model.path")
 
 
 def resolve_model_path(cfg: ModelConfig, out: Path, dist) -> str:
