@@ -13,7 +13,7 @@ objective, arXiv 2505.15810, REFERENCE.md section 2):
    read in its own coordinate frame (Qwen2.5-VL: pixels of the smart-resized image) and mapped to
    the screenshot's pixels before any reward term sees it.
 3. **Advantages**: group-relative, ``A_i = r_i - mean_j r_j`` (std division optional;
-   :func:`agents.advantages.group_normalize`). A group whose rewards are all equal carries no
+   :func:`agents.step_batch.group_normalize`). A group whose rewards are all equal carries no
    signal; such zero-variance groups are counted and, by ``zero_variance``, kept, filtered out of
    the loss (GUI-G1's filtering applied online) or replaced by fresh prompts (``resample``, DAPO's
    dynamic sampling; up to ``resample_rounds`` rounds, then filtered).
@@ -51,6 +51,7 @@ import numpy as np
 
 from agents.distributed import DistInfo
 from agents.policy import Encoded, Policy
+from agents.step_batch import group_normalize
 from agents.task_reward import Scored, TaskReward
 from agents.train_prompts import Task
 
@@ -224,8 +225,6 @@ class GRPOTrainer:
         texts = [self.policy.decode(c) for c in comps]
         row_tasks = [t for t in tasks for _ in range(G)]
         scored = self.reward.score(texts, row_tasks) if comps else []
-        from agents.advantages import group_normalize
-
         r = np.array([s.reward for s in scored], dtype=np.float64)
         adv = group_normalize(r, np.repeat(np.arange(len(tasks)), G), cfg.normalize_std, 1e-6) if len(r) else r
         w = np.array([t.weight if cfg.difficulty_weight else 1.0 for t in row_tasks], dtype=np.float64)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.advantages import GRPOConfig, StepBatch, estimate, split_by_trajectory
+from agents.advantages import GRPOAdvantageConfig, estimate
 from agents.rollout import Group, StepRecord, Trajectory, observation_key
 from agents.salt import SALTConfig
+from agents.step_batch import StepBatch, split_by_trajectory
 
 
 def traj(gid: int, tid: int, path: list[str], reward: float) -> Trajectory:
@@ -46,7 +47,7 @@ def test_shared_prefix_averages_and_singletons_keep_their_own():
     for a, b in zip(salt(g, identity="history")[0], adv):
         np.testing.assert_allclose(a, b)
     # GRPO for contrast: every step carries its trajectory's advantage
-    grpo = split_by_trajectory(estimate([g], GRPOConfig()), [g])[0]
+    grpo = split_by_trajectory(estimate([g], GRPOAdvantageConfig()), [g])[0]
     np.testing.assert_allclose(grpo[0], [2 / 3, 2 / 3])
 
 
