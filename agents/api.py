@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from agents.protocol import check_infos
 from agents.qwen import Generation
 from guienv.actions import Action
 from guienv.chat import ChatError, ChatUnavailable, OpenAIChatClient, png_data_url
@@ -197,10 +198,11 @@ class ApiAgent:
         ``token_ids``/``logprobs`` are empty (the chat API does not return them by default)."""
         return list(self._pool.map(self._one, observations))
 
-    def act(self, observation: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> Action:
+    def act(self, observation: Mapping[str, Any], info: Mapping[str, Any]) -> Action:
         return self._one(observation).action
 
-    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]] | None = None) -> list[Action]:
+    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]]) -> list[Action]:
+        check_infos(observations, infos)  # the model reads observations only
         return [g.action for g in self.generate(observations)]
 
     def close(self) -> None:

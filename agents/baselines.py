@@ -11,17 +11,15 @@ from typing import Any
 
 import numpy as np
 
+from agents.protocol import check_infos
 from guienv.actions import DIRECTIONS, Action, ActionType, Frame
 
 
 class _Batched:
     """``act_batch``: one :meth:`act` per observation (the evaluation loop calls agents in batches)."""
 
-    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]] | None = None) -> list[Action]:
-        infos = list(infos) if infos is not None else [{} for _ in observations]
-        if len(infos) != len(observations):
-            raise ValueError(f"{len(observations)} observations but {len(infos)} infos")
-        return [self.act(o, i) for o, i in zip(observations, infos)]
+    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]]) -> list[Action]:
+        return [self.act(o, i) for o, i in zip(observations, check_infos(observations, infos))]
 
 
 class OracleAgent(_Batched):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.protocol import check_infos
 from guienv.actions import Action
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
 
@@ -150,8 +151,9 @@ class QwenAgent:
             return action
         return action.to_frame(Frame.PIXEL, Screen(width, height, self.resize))
 
-    def act(self, observation: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> Action:
+    def act(self, observation: Mapping[str, Any], info: Mapping[str, Any]) -> Action:
         return self.generate([observation])[0].action
 
-    def act_batch(self, observations: Sequence[Mapping[str, Any]]) -> list[Action]:
+    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]]) -> list[Action]:
+        check_infos(observations, infos)  # the model reads observations only
         return [g.action for g in self.generate(observations)]

@@ -2,7 +2,7 @@
 
 Group-based RL (GRPO, SALT, GiGPO) compares trajectories that start from the same task. A
 :class:`Group` holds G :class:`Trajectory` records of one task (same reset ``options`` and, by
-default, the same ``seed``); every step is a :class:`StepRecord` with what the advantage
+default, the same ``seed``); every step is a :class:`RolloutStep` with what the advantage
 estimators need: the state identity before and after the action, the action text, the env reward,
 termination flags, action validity, and group/trajectory/step indices.
 
@@ -32,7 +32,7 @@ from guienv.actions import Action
 
 
 @dataclass(frozen=True)
-class StepRecord:
+class RolloutStep:
     """One step ``(o_t, a_t, r_t, o_{t+1})`` of one trajectory."""
 
     group_id: int
@@ -55,7 +55,7 @@ class StepRecord:
 class Trajectory:
     group_id: int
     traj_id: int
-    steps: list[StepRecord] = field(default_factory=list)
+    steps: list[RolloutStep] = field(default_factory=list)
     final_observation: Any = field(default=None, repr=False)
 
     @property
@@ -181,7 +181,7 @@ def rollout_trajectory(env: Any, policy: Any, *, group_id: int = 0, traj_id: int
             truncated = True
         nkey = observation_key(nobs)
         nskey = _state_key(ninfo, nkey)
-        traj.steps.append(StepRecord(group_id, traj_id, t - 1, obs, key, skey, action_text(action), float(reward),
+        traj.steps.append(RolloutStep(group_id, traj_id, t - 1, obs, key, skey, action_text(action), float(reward),
                                      bool(terminated), bool(truncated), _valid(ninfo), nkey, nskey, dict(ninfo)))
         obs, info, key, skey = nobs, ninfo, nkey, nskey
         if terminated or truncated:
@@ -278,7 +278,7 @@ def rollout_vector(envs: Any, policy: Any, group_size: int, seeds: Sequence[int]
             nkey = observation_key(nobs[i])
             nskey = _state_key(ninfo, nkey)
             traj = trajs[i]
-            traj.steps.append(StepRecord(traj.group_id, traj.traj_id, len(traj.steps), cur[i][0], keys[i], skeys[i],
+            traj.steps.append(RolloutStep(traj.group_id, traj.traj_id, len(traj.steps), cur[i][0], keys[i], skeys[i],
                                          action_text(last_action[i]), float(rewards[i]), bool(terms[i]), trunc,
                                          _valid(ninfo), nkey, nskey, ninfo))
             cur[i], keys[i], skeys[i] = (nobs[i], ninfo), nkey, nskey

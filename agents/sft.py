@@ -86,7 +86,7 @@ def action_answer(action: Action, screen: Screen, frame: Frame) -> str:
     return json.dumps(d)
 
 
-def answer_text(task: Task, frame: Frame, resize: Resize) -> str:
+def target_answer(task: Task, frame: Frame, resize: Resize) -> str:
     """The ground-truth answer of ``task`` in the format its template asks for."""
     from guienv.types import GroundingSample, Step
 
@@ -120,7 +120,7 @@ class SFTTrainer:
 
     def answer_ids(self, i: int) -> list[int]:
         if i not in self._answers:
-            text = answer_text(self.tasks[i], self.policy.frame, self.policy.resize)
+            text = target_answer(self.tasks[i], self.policy.frame, self.policy.resize)
             self._answers[i] = self.policy.tokenizer(text, add_special_tokens=False)["input_ids"] + self._eos
         return self._answers[i]
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.advantages import GRPOAdvantageConfig, estimate  # noqa: E402
 from agents.gigpo import GiGPOConfig  # noqa: E402
 from agents.grpo_loss import GRPOLossConfig, grpo_loss  # noqa: E402
-from agents.rollout import Group, StepRecord, Trajectory, observation_key  # noqa: E402
+from agents.rollout import Group, RolloutStep, Trajectory, observation_key  # noqa: E402
 from agents.salt import SALTConfig  # noqa: E402
 from agents.step_batch import StepBatch  # noqa: E402
 
@@ -59,7 +59,7 @@ def make_groups(n_groups: int, G: int, T: int, rng: np.random.Generator) -> list
                 o, no = screens[obs_i[t]], screens[obs_i[t + 1]]
                 k, nk = observation_key(o), observation_key(no)
                 last = t == T - 1
-                steps.append(StepRecord(g, j, t, o, k, k, f"click[{rng.integers(5)}]",
+                steps.append(RolloutStep(g, j, t, o, k, k, f"click[{rng.integers(5)}]",
                                         float(rng.random() < 0.3) if last else 0.0, last, False, True, nk, nk))
             trajs.append(Trajectory(g, j, steps, screens[obs_i[-1]]))
         groups.append(Group(g, trajs))

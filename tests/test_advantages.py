@@ -8,7 +8,7 @@ import pytest
 
 from agents.advantages import GRPOAdvantageConfig, estimate, make_config
 from agents.gigpo import GiGPOConfig, discounted_returns
-from agents.rollout import Group, StepRecord, Trajectory, observation_key, rollout_group, rollout_groups, rollout_vector
+from agents.rollout import Group, RolloutStep, Trajectory, observation_key, rollout_group, rollout_groups, rollout_vector
 from agents.salt import SALTConfig
 from agents.step_batch import StepBatch, split_by_trajectory
 from tasks import mdp_specs
@@ -23,7 +23,7 @@ def traj(gid, tid, path, rewards):
     steps = []
     for t, a in enumerate(acts):
         k, nk = observation_key(obs[t]), observation_key(obs[t + 1])
-        steps.append(StepRecord(gid, tid, t, obs[t], k, k, a, rewards[t], t == len(acts) - 1, False, True, nk, nk))
+        steps.append(RolloutStep(gid, tid, t, obs[t], k, k, a, rewards[t], t == len(acts) - 1, False, True, nk, nk))
     return Trajectory(gid, tid, steps, obs[-1])
 
 

@@ -13,7 +13,7 @@ import torch
 from agents.grpo import GRPOTrainer, GRPOTrainerConfig
 from agents.policy import Policy
 from agents.qwen import QwenAgent, QwenAgentConfig
-from agents.sft import SFTConfig, SFTTrainer, action_answer, answer_text
+from agents.sft import SFTConfig, SFTTrainer, action_answer, target_answer
 from agents.task_reward import TaskReward
 from agents.tiny_model import build_tiny_model
 from agents.train_prompts import Task, grounding_task
@@ -152,7 +152,7 @@ def test_multi_image_prompt_and_long_screenshot(tiny):
     # The GT answer written in the model's (resized) frame scores the full GUI-G1 reward after
     # mapping back to the 1400-pixel-tall original.
     reward = TaskReward("gui-g1", pol.frame, pol.resize)
-    s = reward.score([answer_text(task, pol.frame, pol.resize)], [task])[0]
+    s = reward.score([target_answer(task, pol.frame, pol.resize)], [task])[0]
     assert s.correct and s.terms["gui_g1"] > 1.3 and s.size_ratio == pytest.approx(1.0, abs=0.2)
 
 
@@ -307,12 +307,12 @@ def test_sft_answers_earn_full_reward_and_sft_lowers_the_loss(tiny, samples):
     pol = policy(tiny)
     tasks = [grounding_task(s) for s in samples[:2]]
     reward = TaskReward("gui-g1", pol.frame, pol.resize)
-    scored = reward.score([answer_text(t, pol.frame, pol.resize) for t in tasks], tasks)
+    scored = reward.score([target_answer(t, pol.frame, pol.resize) for t in tasks], tasks)
     assert all(s.correct and s.terms["gui_g1"] > 1.2 for s in scored)
     step = Step(samples[0].image, 224, 392, Action.click(50, 60), candidates=((40, 50, 60, 70),))
     st = Task("s", (step.image,), {"goal": "g", "instruction": "tap", "history": ""}, step, "androidcontrol-low")
     s = TaskReward({"terms": [{"name": "accuracy", "params": {"protocol": "plain"}}]}, pol.frame, pol.resize).score(
-        [answer_text(st, pol.frame, pol.resize)], [st])[0]
+        [target_answer(st, pol.frame, pol.resize)], [st])[0]
     assert s.correct and s.reward == 1.0
 
     opt = torch.optim.AdamW(pol.model.parameters(), lr=1e-2)

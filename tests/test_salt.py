@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agents.advantages import GRPOAdvantageConfig, estimate
-from agents.rollout import Group, StepRecord, Trajectory, observation_key
+from agents.rollout import Group, RolloutStep, Trajectory, observation_key
 from agents.salt import SALTConfig
 from agents.step_batch import StepBatch, split_by_trajectory
 
@@ -17,7 +17,7 @@ def traj(gid: int, tid: int, path: list[str], reward: float) -> Trajectory:
     steps = []
     for t, a in enumerate(acts):
         k, nk = observation_key(obs[t]), observation_key(obs[t + 1])
-        steps.append(StepRecord(gid, tid, t, obs[t], k, k, a, reward if t == len(acts) - 1 else 0.0,
+        steps.append(RolloutStep(gid, tid, t, obs[t], k, k, a, reward if t == len(acts) - 1 else 0.0,
                                 t == len(acts) - 1, False, True, nk, nk))
     return Trajectory(gid, tid, steps, obs[-1])
 
