@@ -44,7 +44,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -167,12 +167,6 @@ class Rollout:
                        sum((p.completions for p in parts), []), sum((p.scored for p in parts), []),
                        np.concatenate([p.advantages for p in parts]), np.concatenate([p.weights for p in parts]), G,
                        sum((p.texts for p in parts), []))
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if len(v) else float("nan")
 
 
 class GRPOTrainer:
@@ -415,7 +409,7 @@ class GRPOTrainer:
 
     # -- evaluation and pass rates --------------------------------------------------------------
     @_no_grad
-    def evaluate(self, tasks: Sequence[Task], batch_size: int = 8, max_new_tokens: int | None = None) -> dict[str, float]:
+    def greedy_accuracy(self, tasks: Sequence[Task], batch_size: int = 8, max_new_tokens: int | None = None) -> dict[str, float]:
         """Greedy decoding on ``tasks`` (split across ranks): accuracy (click in box / exact step
         match), mean reward, parse rate, mean predicted box area ratio; for grounding tasks also the
         mean distance of the click from the target centre per axis (``dx``: fraction of the width,
@@ -481,6 +475,3 @@ class GRPOTrainer:
             rates += ok.mean(axis=1).tolist()
         return np.array(sum(self.dist.all_gather(rates), []), dtype=np.float64)
 
-
-def config_dict(cfg: GRPOTrainerConfig) -> dict[str, Any]:
-    return asdict(cfg)

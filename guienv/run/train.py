@@ -696,7 +696,7 @@ def _eval(trainer, tasks, cfg: RunConfig) -> dict[str, float] | None:
     if not tasks:
         return None
     with torch.random.fork_rng(devices=[]):  # evaluation never moves the training RNG streams
-        return {k: _clean(v) for k, v in trainer.evaluate(tasks, cfg.eval_batch_size).items()}
+        return {k: _clean(v) for k, v in trainer.greedy_accuracy(tasks, cfg.eval_batch_size).items()}
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop_after: int | None = None,
