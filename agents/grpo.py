@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.distributed import DistInfo
+from agents.micro_batch import gradient_sync, micro_batches
 from agents.policy import Encoded, Policy
 from agents.step_batch import group_normalize
 from agents.task_reward import Scored, TaskReward
@@ -305,10 +306,6 @@ class GRPOTrainer:
         return out
 
     # -- update ---------------------------------------------------------------------------------
-    def _micro_batches(self, n_rows: int) -> list[list[int]]:
-        m = self.config.micro_batch_size
-        return [list(range(i, min(i + m, n_rows))) for i in range(0, n_rows, m)]
-
     @_no_grad
     def _ref_logprobs(self, prompts: Sequence[Encoded], comps: Sequence[Sequence[int]]) -> torch.Tensor:
         T = self.config.temperature
@@ -317,17 +314,6 @@ class GRPOTrainer:
                 return self.policy.token_logprobs(self.ref_model, prompts, comps, T)[0]
             with self.policy.model.disable_adapter():
                 return self.policy.token_logprobs(self.policy.model, prompts, comps, T)[0]
-
-    def _no_sync(self, last: bool):
-        m = self.train_model
-        if last:
-            return contextlib.nullcontext()
-        if hasattr(m, "no_sync"):  # DDP
-            return m.no_sync()
-        if hasattr(m, "set_requires_gradient_sync"):  # FSDP2
-            m.set_requires_gradient_sync(False)
-            return contextlib.nullcontext()
-        return contextlib.nullcontext()
 
     def update(self, ro: Rollout) -> dict[str, float]:
         """``inner_epochs`` optimizer steps on this rank's rollout (see the module docstring)."""
@@ -348,7 +334,7 @@ class GRPOTrainer:
             ro = Rollout([0], [self.policy.encode(self.tasks[0])], [[self.policy.eos_ids[0]]],
                          [Scored(0.0, {}, False, False)], np.zeros(1), np.zeros(1), 1)
             rows, prompts_of, G = [0], [ro.prompts[0]], 1
-        mbs = self._micro_batches(len(rows))
+        mbs = micro_batches(len(rows), cfg.micro_batch_size)
         adv = torch.as_tensor(ro.advantages, dtype=torch.float32)
         wts = torch.as_tensor(ro.weights, dtype=torch.float32)
         refs = [self._ref_logprobs([prompts_of[r] for r in mb], [ro.completions[r] for r in mb]) if lc.beta else None
@@ -360,9 +346,7 @@ class GRPOTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             for j, mb in enumerate(mbs):
                 last = j == len(mbs) - 1
-                with self._no_sync(last), self._autocast():
-                    if last and hasattr(self.train_model, "set_requires_gradient_sync"):
-                        self.train_model.set_requires_gradient_sync(True)
+                with gradient_sync(self.train_model, last), self._autocast():
                     comps = [ro.completions[r] for r in mb]
                     logp, mask = self.policy.token_logprobs(self.train_model, [prompts_of[r] for r in mb], comps, cfg.temperature)
                     if olds[j] is None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agents.distributed import DistInfo
+from agents.micro_batch import gradient_sync, micro_batches
 from agents.policy import Policy
 from agents.train_prompts import Task
 from guienv.actions import Action, ActionType, scroll_to_swipe
@@ -134,14 +135,13 @@ class SFTTrainer:
         answers = [self.answer_ids(i) for i in mine]
         n_tok = float(sum(len(a) for a in answers))
         (glob_tok,) = d.all_reduce_sum([n_tok])
-        mbs = [list(range(i, min(i + cfg.micro_batch_size, len(mine)))) for i in range(0, len(mine), cfg.micro_batch_size)]
+        mbs = micro_batches(len(mine), cfg.micro_batch_size)
         self.train_model.train()
         self.optimizer.zero_grad(set_to_none=True)
         total = correct = 0.0
         for j, mb in enumerate(mbs):
             last = j == len(mbs) - 1
-            ctx = self.train_model.no_sync() if (not last and hasattr(self.train_model, "no_sync")) else contextlib.nullcontext()
-            with ctx, (torch.autocast(self.policy.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()):
+            with gradient_sync(self.train_model, last), (torch.autocast(self.policy.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()):
                 prompts = [self.policy.encode(self.tasks[mine[r]]) for r in mb]
                 logp, mask = self.policy.token_logprobs(self.train_model, prompts, [answers[r] for r in mb])
                 loss_sum = -(logp * mask).sum()

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from agents.grpo import GRPOTrainer, GRPOTrainerConfig
+from agents.micro_batch import gradient_sync, micro_batches
 from agents.policy import Policy
 from agents.qwen import QwenAgent, QwenAgentConfig
 from agents.sft import SFTConfig, SFTTrainer, action_answer, target_answer
@@ -319,3 +320,31 @@ def test_sft_answers_earn_full_reward_and_sft_lowers_the_loss(tiny, samples):
     sft = SFTTrainer(pol, SFTConfig(steps=4, batch_size=2, micro_batch_size=1), tasks, opt)
     losses = [sft.step(lambda n: [0, 1][:n])["sft_loss"] for _ in range(4)]
     assert losses[-1] < losses[0] - 0.5
+
+
+def test_micro_batches_cover_the_rows_in_order():
+    assert micro_batches(5, 2) == [[0, 1], [2, 3], [4]]
+    assert micro_batches(0, 3) == []
+    with pytest.raises(ValueError):
+        micro_batches(4, 0)
+
+
+def test_gradient_sync_defers_ddp_all_reduce_until_the_last_micro_batch(tmp_path):
+    import torch.distributed as tdist
+
+    tdist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 1))
+        flags = []
+        for j, _ in enumerate(micro_batches(3, 1)):
+            with gradient_sync(ddp, last=j == 2):
+                flags.append(ddp.require_backward_grad_sync)
+                ddp(torch.ones(1, 3)).sum().backward()
+        assert flags == [False, False, True]
+        assert torch.allclose(ddp.module.weight.grad, torch.full((1, 3), 3.0))  # all three accumulated
+    finally:
+        tdist.destroy_process_group()
+    plain = torch.nn.Linear(2, 1)
+    with gradient_sync(plain, last=False):  # a single-process module: nothing to defer
+        plain(torch.ones(1, 2)).sum().backward()
+    assert plain.weight.grad is not None
