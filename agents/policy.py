@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from agents.train_prompts import Task
 from guienv.frames import Frame
 
@@ -54,10 +52,7 @@ class Policy:
         self.resize = agent.resize
         self.merge_size = agent.merge_size
         self.device = torch.device(agent.device)
-        gen = getattr(self.model, "generation_config", None)
-        eos = set(np.atleast_1d((gen.eos_token_id if gen is not None else None) or []).tolist())
-        eos.add(self.tokenizer.eos_token_id)
-        self.eos_ids = sorted(int(e) for e in eos if e is not None)
+        self.eos_ids = list(agent.vlm.eos_ids)
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.share_vision = True  # encode each distinct prompt's images once per forward (see _vision_once)
         self._mm_kw: bool | None = None
