@@ -35,6 +35,7 @@ from agents.gigpo import GiGPOConfig, gigpo_advantages
 from agents.rollout import Group
 from agents.salt import SALTConfig, salt_advantages
 from agents.step_batch import Identity, StepBatch, trajectory_advantages
+from guienv.config import load_config
 
 
 # -- GRPO ----------------------------------------------------------------------------------
@@ -63,12 +64,13 @@ def _registry() -> dict[str, tuple[type, Any]]:
     }
 
 
-def make_config(name: str, **kwargs: Any) -> Any:
-    """A config by estimator name (``grpo``, ``salt``, ``gigpo``), e.g. from YAML."""
+def make_config(name: str, where: str = "<advantage config>", **kwargs: Any) -> Any:
+    """A config by estimator name (``grpo``, ``salt``, ``gigpo``), e.g. from YAML; keys and values
+    are checked by :func:`guienv.config.load_config` (errors name ``where``)."""
     reg = _registry()
     if name not in reg:
         raise ValueError(f"unknown advantage estimator {name!r}; known: {sorted(reg)}")
-    return reg[name][0](**kwargs)
+    return load_config(reg[name][0], kwargs, where, prefix=name)
 
 
 def estimate(data: Union[StepBatch, Sequence[Group], Group], config: Any = GRPOAdvantageConfig()) -> np.ndarray:

@@ -44,6 +44,7 @@ from agents.protocol import check_infos
 from agents.qwen import Generation
 from guienv.actions import Action
 from guienv.chat import ChatError, ChatUnavailable, OpenAIChatClient, png_data_url
+from guienv.config import load_config
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.parsing import parse_action
 
@@ -96,9 +97,8 @@ class ApiAgentConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "<api agent config>") -> ApiAgentConfig:
-        from rewards.judge import config_from_mapping
-
-        return config_from_mapping(cls, data, where)
+        """From a mapping (parsed YAML); unknown keys and bad values are :class:`~guienv.errors.DataError`."""
+        return load_config(cls, data, where)
 
     def public(self) -> dict[str, Any]:
         """The settings without secrets (for metrics.json)."""

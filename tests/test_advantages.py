@@ -11,6 +11,7 @@ from agents.gigpo import GiGPOConfig, discounted_returns
 from agents.rollout import Group, RolloutStep, Trajectory, observation_key, rollout_group, rollout_groups, rollout_vector
 from agents.salt import SALTConfig
 from agents.step_batch import StepBatch, split_by_trajectory
+from guienv.errors import DataError
 from tasks import mdp_specs
 
 MDP_ID = "guienv/MDP-v0"
@@ -111,6 +112,10 @@ def test_interface_dispatches_by_name():
         assert out.shape == (2,)
     with pytest.raises(ValueError):
         make_config("ppo")
+    with pytest.raises(DataError, match="salt.count"):  # checked by guienv.config.load_config
+        make_config("salt", where="run.yaml", count=3)
+    with pytest.raises(DataError, match="unknown key 'gigpo.omgea'"):
+        make_config("gigpo", omgea=1.0)
     with pytest.raises(ValueError):
         StepBatch.from_groups([g], identity="pixels")
     with pytest.raises(ValueError):

@@ -222,3 +222,21 @@ def test_guienv_eval_api_agent_end_to_end_on_screenspot(serve, screenspot_dir, t
                  "--predictions", str(out / "steps.jsonl"), "--out", str(tmp_path / "score")]) == 0
     scored = json.loads((tmp_path / "score" / "metrics.json").read_text())
     assert {k: scored[k] for k in m["published"]} == m["published"]
+
+
+def test_config_from_a_yaml_file_checks_keys_and_values(tmp_path):
+    import yaml
+
+    from guienv.config import read_yaml
+    from guienv.errors import DataError
+
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump({"model": "served-vlm", "frame": "grid1000", "max_concurrency": 2}), encoding="utf-8")
+    cfg = ApiAgentConfig.from_dict(read_yaml(path), str(path))
+    assert (cfg.model, cfg.frame, cfg.max_concurrency) == ("served-vlm", "grid1000", 2)
+    path.write_text(yaml.safe_dump({"model": "served-vlm", "max_concurency": 2}), encoding="utf-8")
+    with pytest.raises(DataError, match=r"agent\.yaml.*unknown key 'max_concurency'"):
+        ApiAgentConfig.from_dict(read_yaml(path), str(path))
+    path.write_text(yaml.safe_dump({"model": "served-vlm", "timeout_s": "soon"}), encoding="utf-8")
+    with pytest.raises(DataError, match="timeout_s"):
+        ApiAgentConfig.from_dict(read_yaml(path), str(path))
