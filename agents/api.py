@@ -7,7 +7,7 @@ Each observation becomes one ``/chat/completions`` request: the prompt template'
 (:mod:`guienv.prompts`, the same templates :class:`agents.qwen.QwenAgent` uses) with the image
 slot filled by the screenshot as a base64 PNG data URL. The answer is parsed with
 :func:`guienv.parsing.parse_action` in the configured coordinate frame and mapped back to the
-original screenshot's pixels (REFERENCE.md section 1).
+original screenshot's pixels (the Qwen frames and their sources: :mod:`guienv.vlm`).
 
 Which image is sent, and why. A served model answers in coordinates of the image *it* saw, and
 the server's processor may resize what it receives: Qwen2.5-VL's processor smart-resizes every

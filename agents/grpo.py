@@ -1,7 +1,9 @@
 """GRPO trainer for vision-language GUI agents (Qwen2.5-VL / Qwen2-VL through ``transformers``).
 
 One training step (GRPO, Shao et al. 2024, arXiv 2402.03300, Algorithm 1 and eq. 3; GUI-G1's
-objective, arXiv 2505.15810, REFERENCE.md section 2):
+objective, Zhou et al., "GUI-G1: Understanding R1-Zero-Like Training for Visual Grounding in GUI
+Agents", arXiv 2505.15810; repository ``Yuqi-Zhou/GUI-G1``,
+``src/open-r1-multimodal/src/open_r1/trainer/grpo_trainer.py``):
 
 1. **Sample**: for each of the step's ``P`` prompts (tasks from the curriculum), ``G`` completions
    with the policy (``temperature``, ``top_p``), one batched ``generate`` call

@@ -1,6 +1,6 @@
 """Vision-language policy: any Qwen2.5-VL or Qwen2-VL checkpoint through ``transformers``.
 
-The model's coordinate frame is explicit (REFERENCE.md section 1): Qwen2.5-VL answers in absolute
+The model's coordinate frame is explicit (see :mod:`guienv.vlm` for the sources): Qwen2.5-VL answers in absolute
 pixels of the smart-resized image it was shown (``Frame.RESIZED`` with this agent's min/max pixels),
 Qwen2-VL on the 0-1000 grid (``Frame.GRID1000``). Every parsed action is mapped back to the original
 screenshot's pixels before it leaves the agent.

@@ -5,8 +5,9 @@ model first needs to learn the answer *format* or every GRPO group scores 0 (zer
 signal). ``sft_steps`` of plain next-token cross-entropy on the ground-truth answer, written in the
 exact format and coordinate frame the prompt template asks for, fix that:
 
-* grounding + ``gui-g1`` template: GUI-G1's ``[{"bbox_2d": [x1, y1, x2, y2]}]`` (REFERENCE.md
-  section 2) with the GT box in the model's frame (Qwen2.5-VL: pixels of the smart-resized image);
+* grounding + ``gui-g1`` template: GUI-G1's ``[{"bbox_2d": [x1, y1, x2, y2]}]`` (arXiv
+  2505.15810; repository ``Yuqi-Zhou/GUI-G1``, ``src/open-r1-multimodal/src/open_r1/grpo_rec.py``)
+  with the GT box in the model's frame (Qwen2.5-VL: pixels of the smart-resized image);
 * other templates: Qwen's ``mobile_use`` JSON action (``{"action": "click", "coordinate": [x, y]}``;
   a grounding target becomes a click at the box centre), ``scroll`` written as the finger swipe
   that performs it (:func:`guienv.actions.scroll_to_swipe`).

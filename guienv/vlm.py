@@ -10,8 +10,8 @@ the image processor and the tokenizer: the chat template puts one ``<|image_pad|
 is expanded to ``prod(image_grid_thw) // merge_size**2`` copies, exactly as the processor does
 (transformers, ``src/transformers/models/qwen2_5_vl/processing_qwen2_5_vl.py``).
 
-Coordinate frame per family (Qwen team, "Qwen2.5-VL Technical Report", arXiv 2502.13923,
-section 2.1: absolute coordinates on the resized image; "Qwen2-VL", arXiv 2409.12191: a 0-1000
+Coordinate frame per family (Qwen team, "Qwen2.5-VL Technical Report", arXiv 2502.13923:
+absolute coordinates on the resized image; "Qwen2-VL", arXiv 2409.12191: a 0-1000
 grid): ``qwen2_5_vl`` answers in ``Frame.RESIZED``, ``qwen2_vl`` in ``Frame.GRID1000``.
 """
 
