@@ -47,6 +47,7 @@ from guienv.chat import ChatError, ChatUnavailable, OpenAIChatClient, png_data_u
 from guienv.config import load_config
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.parsing import parse_action
+from guienv.prompts import render
 
 ON_ERROR = ("raise", "invalid")
 
@@ -138,8 +139,6 @@ class ApiAgent:
 
     def messages(self, observation: Mapping[str, Any], image_png: bytes) -> list[dict[str, Any]]:
         """The template's chat messages in OpenAI form, the image slot filled with ``image_png``."""
-        from guienv.prompts import render
-
         url = png_data_url(image_png)
         out: list[dict[str, Any]] = [{"role": "system", "content": self.cfg.system}] if self.cfg.system else []
         for msg in render(self.cfg.template, observation):

@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from agents.miniwob_oracle import ORACLE_TASKS, OracleError, oracle_action
 from agents.protocol import check_infos
 from guienv.actions import DIRECTIONS, Action, ActionType, Frame
+from guienv.geometry import point_in_box
 
 
 class _Batched:
@@ -37,8 +39,6 @@ class OracleAgent(_Batched):
             x1, y1, x2, y2 = (float(v) for v in info["bbox"])
             return Action.click((x1 + x2) / 2, (y1 + y2) / 2)
         if "elements" in observation and info.get("task") is not None:
-            from agents.miniwob_oracle import ORACLE_TASKS, OracleError, oracle_action
-
             if info["task"] in ORACLE_TASKS:
                 try:
                     return oracle_action(info["task"], observation, info)
@@ -92,8 +92,6 @@ class MeanClickAgent(_Batched):
 
     def accuracy(self, samples: Sequence[Any]) -> float:
         """Fraction of ``samples`` whose box holds the fixed point (ScreenSpot's hit test)."""
-        from guienv.geometry import point_in_box
-
         if not samples:
             return float("nan")
         return float(np.mean([point_in_box((self.x * s.width, self.y * s.height), s.box) for s in samples]))

@@ -57,6 +57,7 @@ from agents.policy import Encoded, Policy
 from agents.step_batch import group_normalize
 from agents.task_reward import Scored, TaskReward
 from agents.train_prompts import Task
+from guienv.types import GroundingSample
 
 if TYPE_CHECKING:  # torch is imported where it is used, so configs load without it (fast CLI)
     import torch
@@ -401,8 +402,6 @@ class GRPOTrainer:
         mean distance of the click from the target centre per axis (``dx``: fraction of the width,
         ``dy``: of the height) and ``accuracy_by_kind`` (SynthApp control kind, else ScreenSpot's
         text/icon ``data_type``)."""
-        from guienv.types import GroundingSample
-
         lo, hi = self.dist.shard(len(tasks))
         mine = list(tasks[lo:hi])
         n = acc = rew = parsed = area = area_n = dx = dy = dn = 0.0

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from agents.train_prompts import Task
 from guienv.frames import Frame
+from guienv.prompts import render
+from guienv.vlm import build_inputs
 
 if TYPE_CHECKING:
     import torch
@@ -70,8 +72,6 @@ class Policy:
 
     # -- prompts --------------------------------------------------------------------------------
     def messages(self, task: Task) -> list[dict[str, Any]]:
-        from guienv.prompts import render
-
         msgs = render(task.template, {**task.fields, "screenshot": None})
         extra = len(task.images) - 1
         if extra > 0:  # previous screens go first, the acted-on screen keeps the template's slot
@@ -81,8 +81,6 @@ class Policy:
         return msgs
 
     def encode(self, task: Task) -> Encoded:
-        from guienv.vlm import build_inputs
-
         hit = self._cache.get(id(task))
         if hit is not None and hit[0] is task:
             return hit[1]

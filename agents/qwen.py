@@ -17,6 +17,9 @@ import numpy as np
 from agents.protocol import check_infos
 from guienv.actions import Action
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.parsing import parse_action
+from guienv.prompts import render
+from guienv.vlm import generate, load_vlm
 
 
 @dataclass
@@ -55,8 +58,6 @@ class QwenAgent:
     name = "qwen"
 
     def __init__(self, cfg: QwenAgentConfig | None = None, **overrides: Any):
-        from guienv.vlm import load_vlm
-
         cfg = cfg or QwenAgentConfig()
         for k, v in overrides.items():
             setattr(cfg, k, v)
@@ -74,8 +75,6 @@ class QwenAgent:
 
     # -- prompting ----------------------------------------------------------------------------
     def prompt(self, obs: Mapping[str, Any]) -> str:
-        from guienv.prompts import render
-
         return self.tokenizer.apply_chat_template(render(self.cfg.template, obs), tokenize=False, add_generation_prompt=True)
 
     def inputs(self, observations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -84,9 +83,6 @@ class QwenAgent:
     # -- acting -------------------------------------------------------------------------------
     def generate(self, observations: Sequence[Mapping[str, Any]]) -> list[Generation]:
         """Batched generation (left padding) for a list of observations."""
-        from guienv.parsing import parse_action
-        from guienv.vlm import generate
-
         if not observations:
             return []
         cfg = self.cfg

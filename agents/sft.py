@@ -30,6 +30,7 @@ from agents.policy import Policy
 from agents.train_prompts import Task
 from guienv.actions import Action, ActionType, scroll_to_swipe
 from guienv.frames import Frame, Resize, Screen
+from guienv.types import GroundingSample, Step
 
 if TYPE_CHECKING:
     import torch
@@ -90,8 +91,6 @@ def action_answer(action: Action, screen: Screen, frame: Frame) -> str:
 
 def target_answer(task: Task, frame: Frame, resize: Resize) -> str:
     """The ground-truth answer of ``task`` in the format its template asks for."""
-    from guienv.types import GroundingSample, Step
-
     tgt = task.target
     screen = Screen(int(tgt.width), int(tgt.height), resize)
     if isinstance(tgt, GroundingSample):
