@@ -30,7 +30,6 @@ an ``invalid`` action carrying the error (counted in :attr:`ApiAgent.errors`), n
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +45,7 @@ from guienv.actions import Action
 from guienv.chat import ChatError, ChatUnavailable, OpenAIChatClient, png_data_url
 from guienv.config import load_config
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.io import encode_png
 from guienv.parsing import parse_action
 from guienv.prompts import render
 
@@ -133,9 +133,7 @@ class ApiAgent:
             size = Screen(img.width, img.height, self.resize).resized
             if size != img.size:
                 img = img.resize(size, Image.Resampling.BICUBIC)  # the Qwen processor's resampling
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        return buf.getvalue(), img.size
+        return encode_png(img), img.size
 
     def messages(self, observation: Mapping[str, Any], image_png: bytes) -> list[dict[str, Any]]:
         """The template's chat messages in OpenAI form, the image slot filled with ``image_png``."""
