@@ -6,8 +6,8 @@ default, the same ``seed``); every step is a :class:`RolloutStep` with what the 
 estimators need: the state identity before and after the action, the action text, the env reward,
 termination flags, action validity, and group/trajectory/step indices.
 
-A policy is a callable ``policy(obs) -> action`` or ``policy(obs, info) -> action``, or an object
-with ``act(obs)`` / ``act(obs, info)`` (the agents in :mod:`agents.baselines`). Actions may be
+A policy is an :class:`~agents.protocol.Agent` (``act(obs, info)``, e.g. the agents in
+:mod:`agents.baselines`) or a plain callable ``policy(obs) -> action``. Actions may be
 text, an :class:`~guienv.actions.Action`, or whatever the env's ``step`` accepts; the record keeps
 ``action_text`` (text as given, or the action's JSON).
 
@@ -20,7 +20,6 @@ randomness is shared (common random numbers: identical histories get identical t
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,17 +148,12 @@ def _valid(info: Mapping[str, Any]) -> bool:
 
 
 def as_policy(policy: Any) -> Callable[[Any, Mapping[str, Any]], Any]:
-    """Normalise a policy to ``f(obs, info) -> action``."""
-    fn = policy.act if hasattr(policy, "act") else policy
-    if not callable(fn):
+    """Normalise a policy to ``f(obs, info) -> action``: an agent's ``act``, or ``policy(obs)``."""
+    if callable(getattr(policy, "act", None)):
+        return policy.act
+    if not callable(policy):
         raise TypeError(f"a policy must be callable or have act(), got {type(policy).__name__}")
-    try:
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
-        two = len(params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
-    except (TypeError, ValueError):
-        two = False
-    return (lambda o, i: fn(o, i)) if two else (lambda o, i: fn(o))
+    return lambda o, i: policy(o)
 
 
 # -- single env ----------------------------------------------------------------------------
