@@ -329,22 +329,71 @@ def test_micro_batches_cover_the_rows_in_order():
         micro_batches(4, 0)
 
 
-def test_gradient_sync_defers_ddp_all_reduce_until_the_last_micro_batch(tmp_path):
-    import torch.distributed as tdist
+GRAD_SYNC_SCRIPT = """
+import json, sys
+import torch, torch.distributed as dist
+from agents.micro_batch import gradient_sync, micro_batches
 
-    tdist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+dist.init_process_group("gloo")
+r = dist.get_rank()
+x = torch.full((1, 3), float(r + 1))  # rank 0 sees 1s, rank 1 sees 2s
+if sys.argv[1] == "ddp":
+    model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 2, bias=False))
+    param = model.module.weight
+else:
+    from torch.distributed.fsdp import fully_shard
+    model = fully_shard(torch.nn.Linear(3, 2, bias=False))
+    param = model.weight
+grads = []
+for j, _ in enumerate(micro_batches(3, 1)):
+    with gradient_sync(model, last=j == 2):
+        model(x).sum().backward()
+    g = param.grad
+    grads.append(None if g is None else (g.full_tensor() if hasattr(g, "full_tensor") else g)[0, 0].item())
+open(f"{sys.argv[2]}/rank{r}.json", "w").write(json.dumps(grads))
+dist.barrier()  # no rank tears gloo down while the other still talks
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.parametrize("wrapper", ["ddp", "fsdp2"])
+def test_gradient_sync_reduces_only_after_the_last_micro_batch(tmp_path, wrapper):
+    """Two gloo ranks accumulate three micro-batches: local sums until the last, then the average."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "grad_sync.py"
+    script.write_text(GRAD_SYNC_SCRIPT, encoding="utf-8")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(PYTHONPATH=os.pathsep.join([str(repo), env.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), str(script), wrapper, str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
-        ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 1))
-        flags = []
-        for j, _ in enumerate(micro_batches(3, 1)):
-            with gradient_sync(ddp, last=j == 2):
-                flags.append(ddp.require_backward_grad_sync)
-                ddp(torch.ones(1, 3)).sum().backward()
-        assert flags == [False, False, True]
-        assert torch.allclose(ddp.module.weight.grad, torch.full((1, 3), 3.0))  # all three accumulated
-    finally:
-        tdist.destroy_process_group()
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+    rows = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert rows[0][-1] == rows[1][-1] == pytest.approx(4.5)  # (1+1+1 + 2+2+2) / 2: one reduce of the sums
+    if wrapper == "ddp":  # before the last micro-batch each rank holds only its own running sum
+        assert rows[0][:2] == pytest.approx([1.0, 2.0]) and rows[1][:2] == pytest.approx([2.0, 4.0])
+
+
+def test_gradient_sync_on_a_plain_module_is_a_no_op():
     plain = torch.nn.Linear(2, 1)
     with gradient_sync(plain, last=False):  # a single-process module: nothing to defer
         plain(torch.ones(1, 2)).sum().backward()
-    assert plain.weight.grad is not None
+    assert torch.equal(plain.weight.grad, torch.ones(1, 2))
