@@ -42,7 +42,6 @@ size, so the averaged gradient equals the single-process gradient on the whole b
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -53,7 +52,7 @@ import numpy as np
 
 from agents.distributed import DistInfo
 from agents.micro_batch import gradient_sync, micro_batches
-from agents.policy import Encoded, Policy
+from agents.policy import Encoded, Policy, no_grad
 from agents.step_batch import group_normalize
 from agents.task_reward import Scored, TaskReward
 from agents.train_prompts import Task
@@ -66,17 +65,6 @@ if TYPE_CHECKING:  # torch is imported where it is used, so configs load without
 
 ZERO_VARIANCE = ("keep", "filter", "resample")
 PRECISIONS = ("fp32", "bf16", "bf16-mixed")
-
-
-def _no_grad(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        import torch
-
-        with torch.no_grad():
-            return fn(*args, **kwargs)
-
-    return wrapper
 
 
 # -- configuration ------------------------------------------------------------------------------
@@ -309,7 +297,7 @@ class GRPOTrainer:
         return out
 
     # -- update ---------------------------------------------------------------------------------
-    @_no_grad
+    @no_grad
     def _ref_logprobs(self, prompts: Sequence[Encoded], comps: Sequence[Sequence[int]]) -> torch.Tensor:
         T = self.config.temperature
         with self._autocast():
@@ -395,7 +383,7 @@ class GRPOTrainer:
         return stats, ro
 
     # -- evaluation and pass rates --------------------------------------------------------------
-    @_no_grad
+    @no_grad
     def greedy_accuracy(self, tasks: Sequence[Task], batch_size: int = 8, max_new_tokens: int | None = None) -> dict[str, float]:
         """Greedy decoding on ``tasks`` (split across ranks): accuracy (click in box / exact step
         match), mean reward, parse rate, mean predicted box area ratio; for grounding tasks also the
@@ -444,7 +432,7 @@ class GRPOTrainer:
             out["accuracy_by_kind"] = {key: h / c for key, (h, c) in sorted(merged.items())}
         return out
 
-    @_no_grad
+    @no_grad
     def pass_rates(self, tasks: Sequence[Task], k: int, batch_size: int = 4) -> np.ndarray:
         """Fraction of ``k`` sampled answers (the trainer's temperature) that are correct, per task
         (split across ranks, gathered): the curriculum's base-model pass rate and GUI-G1's

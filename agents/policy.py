@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
 
 
-def _no_grad(fn):
+def no_grad(fn):
+    """Run ``fn`` under ``torch.no_grad()`` (torch imported on call, so this module loads without it)."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         import torch
@@ -130,7 +132,7 @@ class Policy:
             out.append(row[:n])
         return out
 
-    @_no_grad
+    @no_grad
     def sample(self, prompts: Sequence[Encoded], n: int, *, temperature: float, top_p: float = 1.0,
                max_new_tokens: int = 64, seeds: Sequence[int] | None = None, min_new_tokens: int = 0) -> list[list[int]]:
         """``n`` completions per prompt (prompt-major order). ``temperature=0`` is greedy.
