@@ -1,0 +1,53 @@
+"""Agents and their training: the :class:`Agent` protocol, the Qwen-VL and API policies, baselines,
+step-level advantage estimators (GRPO, SALT, GiGPO), rollouts, and the GRPO and SFT trainers.
+
+Importing the package stays cheap (no torch): the GRPO loss (:mod:`agents.grpo_loss`) and the
+model code import torch where they run.
+"""
+
+from agents.advantages import GRPOAdvantageConfig, estimate, grpo_advantages, make_config
+from agents.api import ApiAgent, ApiAgentConfig
+from agents.baselines import MeanClickAgent, OracleAgent, RandomAgent
+from agents.gigpo import GiGPOConfig, gigpo_advantages
+from agents.grpo import GRPOTrainer, GRPOTrainerConfig, Rollout
+from agents.policy import Policy
+from agents.protocol import Agent
+from agents.qwen import Generation, QwenAgent, QwenAgentConfig
+from agents.rollout import Group, RolloutStep, Trajectory, rollout_group, rollout_groups, rollout_vector
+from agents.salt import SALTConfig, salt_advantages
+from agents.sft import SFTConfig, SFTTrainer
+from agents.step_batch import StepBatch, split_by_trajectory
+
+__all__ = [
+    "Agent",
+    "ApiAgent",
+    "ApiAgentConfig",
+    "GRPOAdvantageConfig",
+    "GRPOTrainer",
+    "GRPOTrainerConfig",
+    "Generation",
+    "GiGPOConfig",
+    "Group",
+    "MeanClickAgent",
+    "OracleAgent",
+    "Policy",
+    "QwenAgent",
+    "QwenAgentConfig",
+    "RandomAgent",
+    "Rollout",
+    "RolloutStep",
+    "SALTConfig",
+    "SFTConfig",
+    "SFTTrainer",
+    "StepBatch",
+    "Trajectory",
+    "estimate",
+    "gigpo_advantages",
+    "grpo_advantages",
+    "make_config",
+    "rollout_group",
+    "rollout_groups",
+    "rollout_vector",
+    "salt_advantages",
+    "split_by_trajectory",
+]

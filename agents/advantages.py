@@ -1,168 +1,46 @@
 """Step-level advantages for multi-turn agents behind one interface, and the GRPO estimator.
 
-Every estimator maps a flat batch of steps (:class:`StepBatch`, one row per step of every
-trajectory of every group) to one advantage per row::
+Every estimator maps a flat batch of steps (:class:`~agents.step_batch.StepBatch`, one row per step
+of every trajectory of every group) to one advantage per row::
 
-    adv = estimate(groups_or_batch, GRPOConfig())            # np.ndarray, one value per step
-    adv = estimate(groups, SALTConfig(state="history"))
+    adv = estimate(groups_or_batch, GRPOAdvantageConfig())   # np.ndarray, one value per step
+    adv = estimate(groups, SALTConfig(identity="history"))
     adv = estimate(groups, GiGPOConfig(omega=1.0, gamma=0.95))
 
-Estimators (REFERENCE.md section 5):
+Estimators:
 
-* **GRPO** (Shao et al. 2024, DeepSeekMath, eq. 3 with outcome supervision): the trajectory
-  advantage ``A_i = R_i - mean_j R_j`` (optionally ``/ (std_j R_j + eps)``, std with ddof=1 as
-  ``torch.std``) over the G trajectories of a group, given to every step of trajectory i.
+* **GRPO** (Shao et al. 2024, "DeepSeekMath", arXiv 2402.03300, eq. 3 with outcome supervision): the
+  trajectory advantage ``A_i = R_i - mean_j R_j`` (optionally ``/ (std_j R_j + eps)``, std with
+  ddof=1 as ``torch.std``) over the G trajectories of a group, given to every step of trajectory i.
   ``R_i`` is the sum of the env rewards of trajectory i (the outcome reward for sparse tasks).
   A group of one trajectory has no baseline: its advantage is 0 (verl's GRPO uses mean 0, std 1
   there, i.e. ``A = R``; we keep the plain formula).
-* **SALT** (:mod:`agents.salt`, arXiv 2510.20022) and **GiGPO** (:mod:`agents.gigpo`, verl-agent
-  ``gigpo/core_gigpo.py``).
+* **SALT** (:mod:`agents.salt`, Li et al., arXiv 2510.20022) and **GiGPO** (:mod:`agents.gigpo`,
+  Feng et al., arXiv 2505.10978; repository ``langfengQ/verl-agent``, ``gigpo/core_gigpo.py``).
 
-Padding: trainers pad a batch to a multiple of the world size by duplicating rows (verl-agent
-duplicates random rows). Rows flagged ``pad=True`` get the advantage of the step they duplicate
-but never enter a group statistic (REFERENCE.md section 5, pitfall).
-
-All statistics are vectorised with ``np.unique``/``np.bincount``; nothing loops over steps in
-Python except building a :class:`StepBatch` from :class:`~agents.rollout.Group` records.
+Padding rows (``pad=True``) get the advantage of the step they duplicate but never enter a group
+statistic: verl-agent pads by duplicating random rows, which would otherwise bias the group means
+(see :mod:`agents.step_batch`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import Any, Literal, Union
+from dataclasses import dataclass
+from typing import Any, Union
 
 import numpy as np
 
+from agents.gigpo import GiGPOConfig, gigpo_advantages
 from agents.rollout import Group
-
-Identity = Literal["obs", "history", "state"]
-
-
-def factorize(*cols: np.ndarray) -> np.ndarray:
-    """Dense integer codes ``0..K-1`` for the distinct tuples of equal-length integer columns."""
-    if not cols:
-        raise ValueError("factorize needs at least one column")
-    code = np.unique(np.asarray(cols[0]), return_inverse=True)[1].astype(np.int64).ravel()
-    for c in cols[1:]:
-        c = np.unique(np.asarray(c), return_inverse=True)[1].astype(np.int64).ravel()
-        code = np.unique(code * (int(c.max(initial=0)) + 1) + c, return_inverse=True)[1].astype(np.int64).ravel()
-    return code
-
-
-@dataclass(frozen=True)
-class StepBatch:
-    """One row per step. ``traj`` ids are unique across groups; ``state``/``next_state``/``action``
-    are integer codes where equal codes mean "the same" (the identity chosen when building)."""
-
-    group: np.ndarray  # (N,) int
-    traj: np.ndarray  # (N,) int, unique over the whole batch
-    step: np.ndarray  # (N,) int, step index inside the trajectory
-    reward: np.ndarray  # (N,) float, env reward of that step
-    state: np.ndarray  # (N,) int, identity of the state before the action
-    action: np.ndarray  # (N,) int
-    next_state: np.ndarray  # (N,) int, identity after the action
-    pad: np.ndarray  # (N,) bool, True for padding duplicates
-
-    def __post_init__(self) -> None:
-        n = len(self.group)
-        for f in fields(self):
-            v = np.asarray(getattr(self, f.name))
-            if v.ndim != 1 or len(v) != n:
-                raise ValueError(f"StepBatch.{f.name} must be 1-D of length {n}, got shape {v.shape}")
-            object.__setattr__(self, f.name, v)
-
-    def __len__(self) -> int:
-        return len(self.group)
-
-    @classmethod
-    def from_arrays(cls, group, traj, step, reward, state, action, next_state, pad=None) -> StepBatch:
-        n = len(group)
-        pad = np.zeros(n, dtype=bool) if pad is None else np.asarray(pad, dtype=bool)
-        return cls(np.asarray(group, np.int64), np.asarray(traj, np.int64), np.asarray(step, np.int64),
-                   np.asarray(reward, np.float64), np.asarray(state, np.int64), np.asarray(action, np.int64),
-                   np.asarray(next_state, np.int64), pad)
-
-    @classmethod
-    def from_groups(cls, groups: Sequence[Group], identity: Identity = "obs") -> StepBatch:
-        """Flatten groups (group -> trajectory -> step order). ``identity`` chooses what "the same
-        state" means: ``obs`` (hash of the observation), ``history`` (hash of the whole prefix
-        ``o_0, a_0, ..., o_t``), or ``state`` (the env's own state key, an oracle for analysis)."""
-        if identity not in ("obs", "history", "state"):
-            raise ValueError(f"identity must be 'obs', 'history' or 'state', got {identity!r}")
-        codes: dict[Any, int] = {}
-        acodes: dict[str, int] = {}
-
-        def code(k: Any) -> int:
-            return codes.setdefault(k, len(codes))
-
-        g_, tr_, st_, r_, s_, a_, ns_ = [], [], [], [], [], [], []
-        tid = 0
-        for grp in groups:
-            for traj in grp.trajectories:
-                hist: Any = None
-                for rec in traj.steps:
-                    a = acodes.setdefault(rec.action_text, len(acodes))
-                    if identity == "obs":
-                        s, ns = code(rec.obs_key), code(rec.next_obs_key)
-                    elif identity == "state":
-                        s, ns = code(rec.state_key), code(rec.next_state_key)
-                    else:
-                        if hist is None:
-                            hist = code(("h", rec.obs_key))
-                        s = hist
-                        # History identity: (prefix code, action, next obs) names the next prefix.
-                        hist = ns = code(("h", s, a, rec.next_obs_key))
-                    g_.append(grp.group_id)
-                    tr_.append(tid)
-                    st_.append(rec.step)
-                    r_.append(rec.reward)
-                    s_.append(s)
-                    a_.append(a)
-                    ns_.append(ns)
-                tid += 1
-        return cls.from_arrays(g_, tr_, st_, r_, s_, a_, ns_)
-
-    def with_padding(self, rows: np.ndarray) -> StepBatch:
-        """This batch plus duplicates of ``rows`` flagged as padding (what a trainer does to reach
-        a multiple of the world size)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        cat = lambda a, pad=None: np.concatenate([a, a[rows] if pad is None else pad])  # noqa: E731
-        return StepBatch(cat(self.group), cat(self.traj), cat(self.step), cat(self.reward), cat(self.state),
-                         cat(self.action), cat(self.next_state), cat(self.pad, np.ones(len(rows), dtype=bool)))
-
-
-# -- shared statistics ---------------------------------------------------------------------
-def group_normalize(values: np.ndarray, keys: np.ndarray, normalize_std: bool, eps: float) -> np.ndarray:
-    """``v - mean_k`` (or ``/ (std_k + eps)``, ddof=1) within each key; singletons get 0."""
-    values = np.asarray(values, dtype=np.float64)
-    k = np.unique(keys, return_inverse=True)[1].ravel()
-    cnt = np.bincount(k)
-    mean = np.bincount(k, values) / cnt
-    dev = values - mean[k]
-    out = dev
-    if normalize_std:
-        var = np.bincount(k, dev * dev) / np.maximum(cnt - 1, 1)
-        out = dev / (np.sqrt(var)[k] + eps)
-    return np.where(cnt[k] > 1, out, 0.0)
-
-
-def trajectory_advantages(batch: StepBatch, normalize_std: bool = False, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-    """GRPO trajectory advantages. Returns ``(adv_per_traj, traj_index_per_row)`` where
-    ``traj_index_per_row`` maps each row to its position in ``adv_per_traj``. Returns and group
-    statistics use real rows only."""
-    real = ~batch.pad
-    tid, ti = np.unique(batch.traj, return_inverse=True)
-    ti = ti.ravel()
-    ret = np.bincount(ti[real], batch.reward[real], minlength=len(tid))
-    grp = np.empty(len(tid), dtype=np.int64)
-    grp[ti] = batch.group
-    return group_normalize(ret, grp, normalize_std, eps), ti
+from agents.salt import SALTConfig, salt_advantages
+from agents.step_batch import Identity, StepBatch, trajectory_advantages
+from guienv.config import load_config
 
 
 # -- GRPO ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class GRPOConfig:
+class GRPOAdvantageConfig:
     """GRPO trajectory advantage. ``normalize_std=False`` is GUI-G1/Dr.GRPO's choice (and
     verl-agent's ``mean_norm``); ``True`` divides by the group std (ddof=1) + ``eps``."""
 
@@ -172,32 +50,30 @@ class GRPOConfig:
     identity: Identity = "obs"  # unused by GRPO; kept so every config builds a batch the same way
 
 
-def grpo_advantages(batch: StepBatch, config: GRPOConfig = GRPOConfig()) -> np.ndarray:
+def grpo_advantages(batch: StepBatch, config: GRPOAdvantageConfig = GRPOAdvantageConfig()) -> np.ndarray:
     adv, ti = trajectory_advantages(batch, config.normalize_std, config.eps)
     return adv[ti]
 
 
 # -- the interface -------------------------------------------------------------------------
 def _registry() -> dict[str, tuple[type, Any]]:
-    from agents.gigpo import GiGPOConfig, gigpo_advantages
-    from agents.salt import SALTConfig, salt_advantages
-
     return {
-        "grpo": (GRPOConfig, grpo_advantages),
+        "grpo": (GRPOAdvantageConfig, grpo_advantages),
         "salt": (SALTConfig, salt_advantages),
         "gigpo": (GiGPOConfig, gigpo_advantages),
     }
 
 
-def make_config(name: str, **kwargs: Any) -> Any:
-    """A config by estimator name (``grpo``, ``salt``, ``gigpo``), e.g. from YAML."""
+def make_config(name: str, where: str = "<advantage config>", **kwargs: Any) -> Any:
+    """A config by estimator name (``grpo``, ``salt``, ``gigpo``), e.g. from YAML; keys and values
+    are checked by :func:`guienv.config.load_config` (errors name ``where``)."""
     reg = _registry()
     if name not in reg:
         raise ValueError(f"unknown advantage estimator {name!r}; known: {sorted(reg)}")
-    return reg[name][0](**kwargs)
+    return load_config(reg[name][0], kwargs, where, prefix=name)
 
 
-def estimate(data: Union[StepBatch, Sequence[Group], Group], config: Any = GRPOConfig()) -> np.ndarray:
+def estimate(data: Union[StepBatch, Sequence[Group], Group], config: Any = GRPOAdvantageConfig()) -> np.ndarray:
     """Per-step advantages for ``data`` (a :class:`StepBatch`, or groups flattened in group ->
     trajectory -> step order with ``config.identity``) with the estimator ``config.name``."""
     reg = _registry()
@@ -207,17 +83,3 @@ def estimate(data: Union[StepBatch, Sequence[Group], Group], config: Any = GRPOC
         data = [data]
     batch = data if isinstance(data, StepBatch) else StepBatch.from_groups(data, config.identity)
     return reg[config.name][1](batch, config)
-
-
-def split_by_trajectory(values: np.ndarray, groups: Sequence[Group]) -> list[list[np.ndarray]]:
-    """Reshape per-row values of ``StepBatch.from_groups(groups)`` into ``[group][traj] -> (T,)``."""
-    out, i = [], 0
-    for g in groups:
-        per = []
-        for t in g.trajectories:
-            per.append(np.asarray(values[i:i + len(t.steps)]))
-            i += len(t.steps)
-        out.append(per)
-    if i != len(values):
-        raise ValueError(f"{len(values)} values for {i} steps")
-    return out

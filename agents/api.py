@@ -7,7 +7,7 @@ Each observation becomes one ``/chat/completions`` request: the prompt template'
 (:mod:`guienv.prompts`, the same templates :class:`agents.qwen.QwenAgent` uses) with the image
 slot filled by the screenshot as a base64 PNG data URL. The answer is parsed with
 :func:`guienv.parsing.parse_action` in the configured coordinate frame and mapped back to the
-original screenshot's pixels (REFERENCE.md section 1).
+original screenshot's pixels (the Qwen frames and their sources: :mod:`guienv.vlm`).
 
 Which image is sent, and why. A served model answers in coordinates of the image *it* saw, and
 the server's processor may resize what it receives: Qwen2.5-VL's processor smart-resizes every
@@ -30,7 +30,6 @@ an ``invalid`` action carrying the error (counted in :attr:`ApiAgent.errors`), n
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,12 +39,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from agents.protocol import check_infos
 from agents.qwen import Generation
 from guienv.actions import Action
 from guienv.chat import ChatError, ChatUnavailable, OpenAIChatClient, png_data_url
 from guienv.config import load_config
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.io import encode_png
 from guienv.parsing import read_action
+from guienv.prompts import observation_messages, step_images
 
 ON_ERROR = ("raise", "invalid")
 
@@ -96,6 +98,7 @@ class ApiAgentConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "<api agent config>") -> ApiAgentConfig:
+        """From a mapping (parsed YAML); unknown keys and bad values are :class:`~guienv.errors.DataError`."""
         return load_config(cls, data, where)
 
     def public(self) -> dict[str, Any]:
@@ -130,16 +133,12 @@ class ApiAgent:
             size = Screen(img.width, img.height, self.resize).resized
             if size != img.size:
                 img = img.resize(size, Image.Resampling.BICUBIC)  # the Qwen processor's resampling
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        return buf.getvalue(), img.size
+        return encode_png(img), img.size
 
     def messages(self, observation: Mapping[str, Any], image_png: bytes | Sequence[bytes]) -> list[dict[str, Any]]:
         """The step's chat messages (:func:`guienv.prompts.observation_messages`, as in training) in
         OpenAI form, the image slots filled in order with ``image_png`` (one PNG, or one per
         :func:`guienv.prompts.step_images` image: previous screens, then the current one)."""
-        from guienv.prompts import observation_messages
-
         urls = iter([png_data_url(image_png)] if isinstance(image_png, bytes) else [png_data_url(p) for p in image_png])
         out: list[dict[str, Any]] = [{"role": "system", "content": self.cfg.system}] if self.cfg.system else []
         for msg in observation_messages(self.cfg.template, observation):
@@ -154,8 +153,6 @@ class ApiAgent:
         return out
 
     def payload(self, observation: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, int]]:
-        from guienv.prompts import step_images
-
         *previous, current = step_images(observation)
         png, size = self.request_image(current)
         pngs = [self.request_image(im)[0] for im in previous] + [png]
@@ -197,10 +194,11 @@ class ApiAgent:
         ``token_ids``/``logprobs`` are empty (the chat API does not return them by default)."""
         return list(self._pool.map(self._one, observations))
 
-    def act(self, observation: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> Action:
+    def act(self, observation: Mapping[str, Any], info: Mapping[str, Any]) -> Action:
         return self._one(observation).action
 
-    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]] | None = None) -> list[Action]:
+    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]]) -> list[Action]:
+        check_infos(observations, infos)  # the model reads observations only
         return [g.action for g in self.generate(observations)]
 
     def close(self) -> None:

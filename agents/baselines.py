@@ -11,17 +11,17 @@ from typing import Any
 
 import numpy as np
 
+from agents.miniwob_oracle import ORACLE_TASKS, OracleError, oracle_action
+from agents.protocol import check_infos
 from guienv.actions import DIRECTIONS, Action, ActionType, Frame
+from guienv.geometry import point_in_box
 
 
 class _Batched:
     """``act_batch``: one :meth:`act` per observation (the evaluation loop calls agents in batches)."""
 
-    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]] | None = None) -> list[Action]:
-        infos = list(infos) if infos is not None else [{} for _ in observations]
-        if len(infos) != len(observations):
-            raise ValueError(f"{len(observations)} observations but {len(infos)} infos")
-        return [self.act(o, i) for o, i in zip(observations, infos)]
+    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]]) -> list[Action]:
+        return [self.act(o, i) for o, i in zip(observations, check_infos(observations, infos))]
 
 
 class OracleAgent(_Batched):
@@ -39,8 +39,6 @@ class OracleAgent(_Batched):
             x1, y1, x2, y2 = (float(v) for v in info["bbox"])
             return Action.click((x1 + x2) / 2, (y1 + y2) / 2)
         if "elements" in observation and info.get("task") is not None:
-            from agents.miniwob_oracle import ORACLE_TASKS, OracleError, oracle_action
-
             if info["task"] in ORACLE_TASKS:
                 try:
                     return oracle_action(info["task"], observation, info)
@@ -94,8 +92,6 @@ class MeanClickAgent(_Batched):
 
     def accuracy(self, samples: Sequence[Any]) -> float:
         """Fraction of ``samples`` whose box holds the fixed point (ScreenSpot's hit test)."""
-        from guienv.geometry import point_in_box
-
         if not samples:
             return float("nan")
         return float(np.mean([point_in_box((self.x * s.width, self.y * s.height), s.box) for s in samples]))

@@ -1,4 +1,5 @@
-"""GiGPO: group-in-group policy optimisation (Feng et al. 2025; verl-agent ``gigpo/core_gigpo.py``).
+"""GiGPO: group-in-group policy optimisation (Feng et al., arXiv 2505.10978; repository
+``langfengQ/verl-agent``, ``gigpo/core_gigpo.py``).
 
 ``A(step) = A_episode + omega * A_step`` where
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.advantages import Identity, StepBatch, factorize, group_normalize, trajectory_advantages
+from agents.step_batch import Identity, StepBatch, factorize, group_normalize, trajectory_advantages
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """GRPO trainer for vision-language GUI agents (Qwen2.5-VL / Qwen2-VL through ``transformers``).
 
 One training step (GRPO, Shao et al. 2024, arXiv 2402.03300, Algorithm 1 and eq. 3; GUI-G1's
-objective, arXiv 2505.15810, REFERENCE.md section 2):
+objective, Zhou et al., "GUI-G1: Understanding R1-Zero-Like Training for Visual Grounding in GUI
+Agents", arXiv 2505.15810; repository ``Yuqi-Zhou/GUI-G1``,
+``src/open-r1-multimodal/src/open_r1/trainer/grpo_trainer.py``):
 
 1. **Sample**: for each of the step's ``P`` prompts (tasks from the curriculum), ``G`` completions
    with the policy (``temperature``, ``top_p``), one batched ``generate`` call
@@ -13,7 +15,7 @@ objective, arXiv 2505.15810, REFERENCE.md section 2):
    read in its own coordinate frame (Qwen2.5-VL: pixels of the smart-resized image) and mapped to
    the screenshot's pixels before any reward term sees it.
 3. **Advantages**: group-relative, ``A_i = r_i - mean_j r_j`` (std division optional;
-   :func:`agents.advantages.group_normalize`). A group whose rewards are all equal carries no
+   :func:`agents.step_batch.group_normalize`). A group whose rewards are all equal carries no
    signal; such zero-variance groups are counted and, by ``zero_variance``, kept, filtered out of
    the loss (GUI-G1's filtering applied online) or replaced by fresh prompts (``resample``, DAPO's
    dynamic sampling; up to ``resample_rounds`` rounds, then filtered).
@@ -40,19 +42,21 @@ size, so the averaged gradient equals the single-process gradient on the whole b
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agents.distributed import DistInfo
-from agents.policy import Encoded, Policy
+from agents.micro_batch import gradient_sync, micro_batches
+from agents.policy import Encoded, Policy, no_grad
+from agents.step_batch import group_normalize
 from agents.task_reward import Scored, TaskReward
 from agents.train_prompts import TrainPrompt
+from guienv.types import GroundingSample
 
 if TYPE_CHECKING:  # torch is imported where it is used, so configs load without it (fast CLI)
     import torch
@@ -61,17 +65,6 @@ if TYPE_CHECKING:  # torch is imported where it is used, so configs load without
 
 ZERO_VARIANCE = ("keep", "filter", "resample")
 PRECISIONS = ("fp32", "bf16", "bf16-mixed")
-
-
-def _no_grad(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        import torch
-
-        with torch.no_grad():
-            return fn(*args, **kwargs)
-
-    return wrapper
 
 
 # -- configuration ------------------------------------------------------------------------------
@@ -168,12 +161,6 @@ class Rollout:
                        sum((p.texts for p in parts), []))
 
 
-def _nanmean(values: Sequence[float]) -> float:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if len(v) else float("nan")
-
-
 class GRPOTrainer:
     """GRPO on :class:`TrainPrompt` prompts (see the module docstring).
 
@@ -224,8 +211,6 @@ class GRPOTrainer:
         texts = [self.policy.decode(c) for c in comps]
         row_tasks = [t for t in tasks for _ in range(G)]
         scored = self.reward.score(texts, row_tasks) if comps else []
-        from agents.advantages import group_normalize
-
         r = np.array([s.reward for s in scored], dtype=np.float64)
         adv = group_normalize(r, np.repeat(np.arange(len(tasks)), G), cfg.normalize_std, 1e-6) if len(r) else r
         w = np.array([t.weight if cfg.difficulty_weight else 1.0 for t in row_tasks], dtype=np.float64)
@@ -312,11 +297,7 @@ class GRPOTrainer:
         return out
 
     # -- update ---------------------------------------------------------------------------------
-    def _micro_batches(self, n_rows: int) -> list[list[int]]:
-        m = self.config.micro_batch_size
-        return [list(range(i, min(i + m, n_rows))) for i in range(0, n_rows, m)]
-
-    @_no_grad
+    @no_grad
     def _ref_logprobs(self, prompts: Sequence[Encoded], comps: Sequence[Sequence[int]]) -> torch.Tensor:
         T = self.config.temperature
         with self._autocast():
@@ -324,17 +305,6 @@ class GRPOTrainer:
                 return self.policy.token_logprobs(self.ref_model, prompts, comps, T)[0]
             with self.policy.model.disable_adapter():
                 return self.policy.token_logprobs(self.policy.model, prompts, comps, T)[0]
-
-    def _no_sync(self, last: bool):
-        m = self.train_model
-        if last:
-            return contextlib.nullcontext()
-        if hasattr(m, "no_sync"):  # DDP
-            return m.no_sync()
-        if hasattr(m, "set_requires_gradient_sync"):  # FSDP2
-            m.set_requires_gradient_sync(False)
-            return contextlib.nullcontext()
-        return contextlib.nullcontext()
 
     def update(self, ro: Rollout) -> dict[str, float]:
         """``inner_epochs`` optimizer steps on this rank's rollout (see the module docstring)."""
@@ -355,7 +325,7 @@ class GRPOTrainer:
             ro = Rollout([0], [self.policy.encode(self.tasks[0])], [[self.policy.eos_ids[0]]],
                          [Scored(0.0, {}, False, False)], np.zeros(1), np.zeros(1), 1)
             rows, prompts_of, G = [0], [ro.prompts[0]], 1
-        mbs = self._micro_batches(len(rows))
+        mbs = micro_batches(len(rows), cfg.micro_batch_size)
         adv = torch.as_tensor(ro.advantages, dtype=torch.float32)
         wts = torch.as_tensor(ro.weights, dtype=torch.float32)
         refs = [self._ref_logprobs([prompts_of[r] for r in mb], [ro.completions[r] for r in mb]) if lc.beta else None
@@ -367,9 +337,7 @@ class GRPOTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             for j, mb in enumerate(mbs):
                 last = j == len(mbs) - 1
-                with self._no_sync(last), self._autocast():
-                    if last and hasattr(self.train_model, "set_requires_gradient_sync"):
-                        self.train_model.set_requires_gradient_sync(True)
+                with gradient_sync(self.train_model, last), self._autocast():
                     comps = [ro.completions[r] for r in mb]
                     logp, mask = self.policy.token_logprobs(self.train_model, [prompts_of[r] for r in mb], comps, cfg.temperature)
                     if olds[j] is None:
@@ -415,15 +383,13 @@ class GRPOTrainer:
         return stats, ro
 
     # -- evaluation and pass rates --------------------------------------------------------------
-    @_no_grad
-    def evaluate(self, tasks: Sequence[TrainPrompt], batch_size: int = 8, max_new_tokens: int | None = None) -> dict[str, float]:
+    @no_grad
+    def greedy_accuracy(self, tasks: Sequence[TrainPrompt], batch_size: int = 8, max_new_tokens: int | None = None) -> dict[str, float]:
         """Greedy decoding on ``tasks`` (split across ranks): accuracy (click in box / exact step
         match), mean reward, parse rate, mean predicted box area ratio; for grounding tasks also the
         mean distance of the click from the target centre per axis (``dx``: fraction of the width,
         ``dy``: of the height) and ``accuracy_by_kind`` (SynthApp control kind, else ScreenSpot's
         text/icon ``data_type``)."""
-        from guienv.types import GroundingSample
-
         lo, hi = self.dist.shard(len(tasks))
         mine = list(tasks[lo:hi])
         n = acc = rew = parsed = area = area_n = dx = dy = dn = 0.0
@@ -466,7 +432,7 @@ class GRPOTrainer:
             out["accuracy_by_kind"] = {key: h / c for key, (h, c) in sorted(merged.items())}
         return out
 
-    @_no_grad
+    @no_grad
     def pass_rates(self, tasks: Sequence[TrainPrompt], k: int, batch_size: int = 4) -> np.ndarray:
         """Fraction of ``k`` sampled answers (the trainer's temperature) that are correct, per task
         (split across ranks, gathered): the curriculum's base-model pass rate and GUI-G1's
@@ -482,6 +448,3 @@ class GRPOTrainer:
             rates += ok.mean(axis=1).tolist()
         return np.array(sum(self.dist.all_gather(rates), []), dtype=np.float64)
 
-
-def config_dict(cfg: GRPOTrainerConfig) -> dict[str, Any]:
-    return asdict(cfg)

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from agents.train_prompts import TrainPrompt
 from guienv.frames import Frame
+from guienv.prompts import step_messages
+from guienv.vlm import build_inputs
 
 if TYPE_CHECKING:
     import torch
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
 
 
-def _no_grad(fn):
+def no_grad(fn):
+    """Run ``fn`` under ``torch.no_grad()`` (torch imported on call, so this module loads without it)."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         import torch
@@ -54,10 +56,7 @@ class Policy:
         self.resize = agent.resize
         self.merge_size = agent.merge_size
         self.device = torch.device(agent.device)
-        gen = getattr(self.model, "generation_config", None)
-        eos = set(np.atleast_1d((gen.eos_token_id if gen is not None else None) or []).tolist())
-        eos.add(self.tokenizer.eos_token_id)
-        self.eos_ids = sorted(int(e) for e in eos if e is not None)
+        self.eos_ids = list(agent.vlm.eos_ids)
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.share_vision = True  # encode each distinct prompt's images once per forward (see _vision_once)
         self._mm_kw: bool | None = None
@@ -77,13 +76,9 @@ class Policy:
     def messages(self, task: TrainPrompt) -> list[dict[str, Any]]:
         """The prompt's chat messages, built like ``guienv eval``'s (:func:`guienv.prompts.step_messages`):
         the images before the last are previous screens."""
-        from guienv.prompts import step_messages
-
         return step_messages(task.template, task.fields, len(task.images) - 1)
 
     def encode(self, task: TrainPrompt) -> Encoded:
-        from guienv.vlm import build_inputs
-
         hit = self._cache.get(id(task))
         if hit is not None and hit[0] is task:
             return hit[1]
@@ -133,7 +128,7 @@ class Policy:
             out.append(row[:n])
         return out
 
-    @_no_grad
+    @no_grad
     def sample(self, prompts: Sequence[Encoded], n: int, *, temperature: float, top_p: float = 1.0,
                max_new_tokens: int = 64, seeds: Sequence[int] | None = None, min_new_tokens: int = 0) -> list[list[int]]:
         """``n`` completions per prompt (prompt-major order). ``temperature=0`` is greedy.

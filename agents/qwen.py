@@ -1,6 +1,6 @@
 """Vision-language policy: any Qwen2.5-VL or Qwen2-VL checkpoint through ``transformers``.
 
-The model's coordinate frame is explicit (REFERENCE.md section 1): Qwen2.5-VL answers in absolute
+The model's coordinate frame is explicit (see :mod:`guienv.vlm` for the sources): Qwen2.5-VL answers in absolute
 pixels of the smart-resized image it was shown (``Frame.RESIZED`` with this agent's min/max pixels),
 Qwen2-VL on the 0-1000 grid (``Frame.GRID1000``). Every parsed action is mapped back to the original
 screenshot's pixels before it leaves the agent.
@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from agents.protocol import check_infos
 from guienv.actions import Action
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.parsing import read_action
-
-FAMILY_FRAMES = {"qwen2_5_vl": Frame.RESIZED, "qwen2_vl": Frame.GRID1000}
+from guienv.prompts import observation_messages, step_images
+from guienv.vlm import generate, load_vlm
 
 
 @dataclass
@@ -57,102 +58,53 @@ class QwenAgent:
     name = "qwen"
 
     def __init__(self, cfg: QwenAgentConfig | None = None, **overrides: Any):
-        import torch
-        from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
-
-        from guienv.vlm import make_image_processor
-
         cfg = cfg or QwenAgentConfig()
         for k, v in overrides.items():
             setattr(cfg, k, v)
         self.cfg = cfg
-        hf_cfg = AutoConfig.from_pretrained(cfg.model)
-        if hf_cfg.model_type not in FAMILY_FRAMES:
-            raise ValueError(
-                f"{cfg.model}: model_type {hf_cfg.model_type!r} is not a Qwen2-VL/Qwen2.5-VL checkpoint"
-            )
-        self.frame = Frame(cfg.frame) if cfg.frame else FAMILY_FRAMES[hf_cfg.model_type]
-        self.device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = {"auto": "auto", "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[cfg.dtype]
-        kwargs: dict[str, Any] = {"dtype": dtype}
-        if cfg.attn_implementation:
-            kwargs["attn_implementation"] = cfg.attn_implementation
-        self.model = AutoModelForImageTextToText.from_pretrained(cfg.model, **kwargs).to(self.device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.model, padding_side="left")
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
         # Pixel bounds are the agent's: they define the resized frame the model answers in.
-        self.image_processor = make_image_processor(cfg.min_pixels, cfg.max_pixels, backend=cfg.image_backend)
+        self.vlm = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, attn_implementation=cfg.attn_implementation,
+                            min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels, image_backend=cfg.image_backend)
+        self.frame = Frame(cfg.frame) if cfg.frame else self.vlm.frame
+        self.device = str(self.vlm.device)
+        self.model = self.vlm.model
+        self.tokenizer = self.vlm.tokenizer
+        self.image_processor = self.vlm.image_processor
         self.resize = Resize(min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
-        self.merge_size = getattr(hf_cfg.vision_config, "spatial_merge_size", 2)
+        self.merge_size = self.vlm.merge_size
 
     # -- prompting ----------------------------------------------------------------------------
     def prompt(self, obs: Mapping[str, Any]) -> str:
         """The chat-template text for ``obs`` (:func:`guienv.prompts.observation_messages`, the
         builder training uses too)."""
-        from guienv.prompts import observation_messages
-
         msgs = observation_messages(self.cfg.template, obs)
         return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
     def inputs(self, observations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        from guienv.prompts import step_images
-        from guienv.vlm import build_inputs
-
-        prompts = [self.prompt(o) for o in observations]
-        images = [step_images(o) for o in observations]
-        batch = build_inputs(self.tokenizer, self.image_processor, prompts, images, self.merge_size, device=self.device)
-        return {k: v.to(self.device) for k, v in batch.items()}
+        return self.vlm.inputs([self.prompt(o) for o in observations], [step_images(o) for o in observations])
 
     # -- acting -------------------------------------------------------------------------------
     def generate(self, observations: Sequence[Mapping[str, Any]]) -> list[Generation]:
         """Batched generation (left padding) for a list of observations."""
-        import torch
-
         if not observations:
             return []
-        batch = self.inputs(observations)
-        sample = self.cfg.temperature > 0
-        gen_kwargs: dict[str, Any] = dict(
-            max_new_tokens=self.cfg.max_new_tokens,
-            do_sample=sample,
-            return_dict_in_generate=True,
-            output_logits=True,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
-        if sample:
-            gen_kwargs.update(temperature=self.cfg.temperature, top_p=self.cfg.top_p)
-        gen_kwargs.update(self.cfg.generate_kwargs)
-        with torch.inference_mode():
-            out = self.model.generate(**batch, **gen_kwargs)
-        prompt_len = batch["input_ids"].shape[1]
-        new = out.sequences[:, prompt_len:]
-        logits = torch.stack(out.logits, dim=1).float()  # (B, T, V), raw (unprocessed) logits
-        logp = torch.log_softmax(logits / (self.cfg.temperature if sample else 1.0), dim=-1)
-        tok_logp = logp.gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        eos = set(np.atleast_1d(self.model.generation_config.eos_token_id or []).tolist())
-        eos.add(self.tokenizer.eos_token_id)
+        cfg = self.cfg
+        out = generate(self.vlm, self.inputs(observations), max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                       top_p=cfg.top_p, logprobs=True, **cfg.generate_kwargs)
         results = []
-        for i, obs in enumerate(observations):
-            ids = new[i].tolist()
-            n = len(ids)
-            for j, t in enumerate(ids):
-                if t in eos:
-                    n = j + 1
-                    break
-            ids = ids[:n]
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        for obs, ids, text, lp in zip(observations, out.token_ids, out.texts, out.logprobs or []):
             h, w = np.asarray(obs["screenshot"]).shape[:2]
             action = read_action(text, Screen(w, h, self.resize), self.frame)
-            results.append(Generation(action, text, ids, tok_logp[i, :n].tolist(), self.frame))
+            results.append(Generation(action, text, ids, lp, self.frame))
         return results
 
     def to_pixels(self, action: Action, width: int, height: int) -> Action:
         """Map an action in the model's frame back to the original screenshot's pixels."""
         return read_action(action, Screen(width, height, self.resize))
 
-    def act(self, observation: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> Action:
+    def act(self, observation: Mapping[str, Any], info: Mapping[str, Any]) -> Action:
         return self.generate([observation])[0].action
 
-    def act_batch(self, observations: Sequence[Mapping[str, Any]]) -> list[Action]:
+    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]]) -> list[Action]:
+        check_infos(observations, infos)  # the model reads observations only
         return [g.action for g in self.generate(observations)]

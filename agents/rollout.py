@@ -2,12 +2,12 @@
 
 Group-based RL (GRPO, SALT, GiGPO) compares trajectories that start from the same task. A
 :class:`Group` holds G :class:`Trajectory` records of one task (same reset ``options`` and, by
-default, the same ``seed``); every step is a :class:`StepRecord` with what the advantage
+default, the same ``seed``); every step is a :class:`RolloutStep` with what the advantage
 estimators need: the state identity before and after the action, the action text, the env reward,
 termination flags, action validity, and group/trajectory/step indices.
 
-A policy is a callable ``policy(obs) -> action`` or ``policy(obs, info) -> action``, or an object
-with ``act(obs)`` / ``act(obs, info)`` (the agents in :mod:`agents.baselines`). Actions may be
+A policy is an :class:`~agents.protocol.Agent` (``act(obs, info)``, e.g. the agents in
+:mod:`agents.baselines`) or a plain callable ``policy(obs) -> action``. Actions may be
 text, an :class:`~guienv.actions.Action`, or whatever the env's ``step`` accepts; the record keeps
 ``action_text`` (text as given, or the action's JSON).
 
@@ -20,7 +20,6 @@ randomness is shared (common random numbers: identical histories get identical t
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from guienv.actions import Action
 
 
 @dataclass(frozen=True)
-class StepRecord:
+class RolloutStep:
     """One step ``(o_t, a_t, r_t, o_{t+1})`` of one trajectory."""
 
     group_id: int
@@ -55,7 +54,7 @@ class StepRecord:
 class Trajectory:
     group_id: int
     traj_id: int
-    steps: list[StepRecord] = field(default_factory=list)
+    steps: list[RolloutStep] = field(default_factory=list)
     final_observation: Any = field(default=None, repr=False)
 
     @property
@@ -149,17 +148,12 @@ def _valid(info: Mapping[str, Any]) -> bool:
 
 
 def as_policy(policy: Any) -> Callable[[Any, Mapping[str, Any]], Any]:
-    """Normalise a policy to ``f(obs, info) -> action``."""
-    fn = policy.act if hasattr(policy, "act") else policy
-    if not callable(fn):
+    """Normalise a policy to ``f(obs, info) -> action``: an agent's ``act``, or ``policy(obs)``."""
+    if callable(getattr(policy, "act", None)):
+        return policy.act
+    if not callable(policy):
         raise TypeError(f"a policy must be callable or have act(), got {type(policy).__name__}")
-    try:
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
-        two = len(params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
-    except (TypeError, ValueError):
-        two = False
-    return (lambda o, i: fn(o, i)) if two else (lambda o, i: fn(o))
+    return lambda o, i: policy(o)
 
 
 # -- single env ----------------------------------------------------------------------------
@@ -181,7 +175,7 @@ def rollout_trajectory(env: Any, policy: Any, *, group_id: int = 0, traj_id: int
             truncated = True
         nkey = observation_key(nobs)
         nskey = _state_key(ninfo, nkey)
-        traj.steps.append(StepRecord(group_id, traj_id, t - 1, obs, key, skey, action_text(action), float(reward),
+        traj.steps.append(RolloutStep(group_id, traj_id, t - 1, obs, key, skey, action_text(action), float(reward),
                                      bool(terminated), bool(truncated), _valid(ninfo), nkey, nskey, dict(ninfo)))
         obs, info, key, skey = nobs, ninfo, nkey, nskey
         if terminated or truncated:
@@ -278,7 +272,7 @@ def rollout_vector(envs: Any, policy: Any, group_size: int, seeds: Sequence[int]
             nkey = observation_key(nobs[i])
             nskey = _state_key(ninfo, nkey)
             traj = trajs[i]
-            traj.steps.append(StepRecord(traj.group_id, traj.traj_id, len(traj.steps), cur[i][0], keys[i], skeys[i],
+            traj.steps.append(RolloutStep(traj.group_id, traj.traj_id, len(traj.steps), cur[i][0], keys[i], skeys[i],
                                          action_text(last_action[i]), float(rewards[i]), bool(terms[i]), trunc,
                                          _valid(ninfo), nkey, nskey, ninfo))
             cur[i], keys[i], skeys[i] = (nobs[i], ninfo), nkey, nskey

@@ -18,7 +18,7 @@ the env's own state key (an oracle, for analysis on synthetic MDPs).
 times (the paper's "trajectories that pass through the edge"); ``count="occurrences"`` weights
 each visit. With ``history`` identity a trajectory can't revisit an edge, so both agree.
 
-Statistics use real rows only (padding duplicates are ignored, see :mod:`agents.advantages`).
+Statistics use real rows only (padding duplicates are ignored, see :mod:`agents.step_batch`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Literal
 
 import numpy as np
 
-from agents.advantages import Identity, StepBatch, factorize, trajectory_advantages
+from agents.step_batch import Identity, StepBatch, factorize, trajectory_advantages
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ model first needs to learn the answer *format* or every GRPO group scores 0 (zer
 signal). ``sft_steps`` of plain next-token cross-entropy on the ground-truth answer, written in the
 exact format and coordinate frame the prompt template asks for, fix that:
 
-* grounding + ``gui-g1`` template: GUI-G1's ``[{"bbox_2d": [x1, y1, x2, y2]}]`` (REFERENCE.md
-  section 2) with the GT box in the model's frame (Qwen2.5-VL: pixels of the smart-resized image);
+* grounding + ``gui-g1`` template: GUI-G1's ``[{"bbox_2d": [x1, y1, x2, y2]}]`` (arXiv
+  2505.15810; repository ``Yuqi-Zhou/GUI-G1``, ``src/open-r1-multimodal/src/open_r1/grpo_rec.py``)
+  with the GT box in the model's frame (Qwen2.5-VL: pixels of the smart-resized image);
 * other templates: Qwen's ``mobile_use`` JSON action (``{"action": "click", "coordinate": [x, y]}``;
   a grounding target becomes a click at the box centre), ``scroll`` written as the finger swipe
   that performs it (:func:`guienv.actions.scroll_to_swipe`).
@@ -24,10 +25,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agents.distributed import DistInfo
+from agents.micro_batch import gradient_sync, micro_batches
 from agents.policy import Policy
 from agents.train_prompts import TrainPrompt
 from guienv.actions import Action, ActionType, scroll_to_swipe
 from guienv.frames import Frame, Resize, Screen
+from guienv.types import GroundingSample, Step
 
 if TYPE_CHECKING:
     import torch
@@ -86,10 +89,8 @@ def action_answer(action: Action, screen: Screen, frame: Frame) -> str:
     return json.dumps(d)
 
 
-def answer_text(task: TrainPrompt, frame: Frame, resize: Resize) -> str:
+def target_answer(task: TrainPrompt, frame: Frame, resize: Resize) -> str:
     """The ground-truth answer of ``task`` in the format its template asks for."""
-    from guienv.types import GroundingSample, Step
-
     tgt = task.target
     screen = Screen(int(tgt.width), int(tgt.height), resize)
     if isinstance(tgt, GroundingSample):
@@ -120,7 +121,7 @@ class SFTTrainer:
 
     def answer_ids(self, i: int) -> list[int]:
         if i not in self._answers:
-            text = answer_text(self.tasks[i], self.policy.frame, self.policy.resize)
+            text = target_answer(self.tasks[i], self.policy.frame, self.policy.resize)
             self._answers[i] = self.policy.tokenizer(text, add_special_tokens=False)["input_ids"] + self._eos
         return self._answers[i]
 
@@ -134,14 +135,13 @@ class SFTTrainer:
         answers = [self.answer_ids(i) for i in mine]
         n_tok = float(sum(len(a) for a in answers))
         (glob_tok,) = d.all_reduce_sum([n_tok])
-        mbs = [list(range(i, min(i + cfg.micro_batch_size, len(mine)))) for i in range(0, len(mine), cfg.micro_batch_size)]
+        mbs = micro_batches(len(mine), cfg.micro_batch_size)
         self.train_model.train()
         self.optimizer.zero_grad(set_to_none=True)
         total = correct = 0.0
         for j, mb in enumerate(mbs):
             last = j == len(mbs) - 1
-            ctx = self.train_model.no_sync() if (not last and hasattr(self.train_model, "no_sync")) else contextlib.nullcontext()
-            with ctx, (torch.autocast(self.policy.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()):
+            with gradient_sync(self.train_model, last), (torch.autocast(self.policy.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()):
                 prompts = [self.policy.encode(self.tasks[mine[r]]) for r in mb]
                 logp, mask = self.policy.token_logprobs(self.train_model, prompts, [answers[r] for r in mb])
                 loss_sum = -(logp * mask).sum()

@@ -10,7 +10,11 @@ from agents.train_prompts import TrainPrompt
 from guienv.actions import Action, ActionType
 from guienv.frames import Frame
 from guienv.geometry import point_in_box
+from guienv.types import GroundingSample, Step
+from rewards.action_match import match_step
+from rewards.composite import PRESETS, CompositeConfig, CompositeReward
 from rewards.grounding import predicted_box
+from rewards.hybrid import HybridItem
 
 
 @dataclass
@@ -39,8 +43,6 @@ class TaskReward:
                  hybrid: Any = None, protocol: str = "plain"):
         import copy
 
-        from rewards.composite import PRESETS, CompositeConfig, CompositeReward
-
         if isinstance(composite, str):
             if composite not in PRESETS:
                 raise ValueError(f"unknown reward preset {composite!r}; known: {sorted(PRESETS)}")
@@ -58,9 +60,6 @@ class TaskReward:
         self.protocol = protocol
 
     def score(self, texts: Sequence[str], tasks: Sequence[TrainPrompt]) -> list[Scored]:
-        from guienv.types import GroundingSample, Step
-        from rewards.action_match import match_step
-
         out: list[Scored] = []
         hybrid_rows: list[int] = []
         for text, task in zip(texts, tasks, strict=True):
@@ -86,8 +85,6 @@ class TaskReward:
             else:
                 raise TypeError(f"task {task.id}: no reward for a {type(tgt).__name__} target")
         if hybrid_rows:
-            from rewards.hybrid import HybridItem
-
             items = [HybridItem(out[i].action, tasks[i].target, tasks[i].goal, tuple(tasks[i].history), tasks[i].id)
                      for i in hybrid_rows]
             for i, r in zip(hybrid_rows, self.hybrid.score_batch(items), strict=True):

@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from guienv.vlm import make_image_processor
+
 QWEN_SPECIAL_TOKENS = [
     "<|endoftext|>",
     "<|im_start|>",
@@ -116,8 +118,6 @@ def build_tiny_model(path: str | Path, cfg: TinyModelConfig | None = None) -> Pa
     image processor config, generation config)."""
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-    from guienv.vlm import make_image_processor
 
     cfg = cfg or TinyModelConfig()
     path = Path(path)

@@ -2,7 +2,7 @@
 
 Measured (median of repeats, CPU, this machine):
 
-* each estimator on a ready :class:`agents.advantages.StepBatch` (integer codes);
+* each estimator on a ready :class:`agents.step_batch.StepBatch` (integer codes);
 * the whole pipeline from :class:`agents.rollout.Group` records (hashing observation text into
   state identities, building the batch, estimating);
 
@@ -29,14 +29,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.advantages import GRPOConfig, StepBatch, estimate  # noqa: E402
+from agents.advantages import GRPOAdvantageConfig, estimate  # noqa: E402
 from agents.gigpo import GiGPOConfig  # noqa: E402
 from agents.grpo_loss import GRPOLossConfig, grpo_loss  # noqa: E402
-from agents.rollout import Group, StepRecord, Trajectory, observation_key  # noqa: E402
+from agents.rollout import Group, RolloutStep, Trajectory, observation_key  # noqa: E402
 from agents.salt import SALTConfig  # noqa: E402
+from agents.step_batch import StepBatch  # noqa: E402
 
 CONFIGS = {
-    "GRPO": GRPOConfig(),
+    "GRPO": GRPOAdvantageConfig(),
     "SALT(obs)": SALTConfig(identity="obs"),
     "SALT(history)": SALTConfig(identity="history"),
     "GiGPO": GiGPOConfig(),
@@ -58,7 +59,7 @@ def make_groups(n_groups: int, G: int, T: int, rng: np.random.Generator) -> list
                 o, no = screens[obs_i[t]], screens[obs_i[t + 1]]
                 k, nk = observation_key(o), observation_key(no)
                 last = t == T - 1
-                steps.append(StepRecord(g, j, t, o, k, k, f"click[{rng.integers(5)}]",
+                steps.append(RolloutStep(g, j, t, o, k, k, f"click[{rng.integers(5)}]",
                                         float(rng.random() < 0.3) if last else 0.0, last, False, True, nk, nk))
             trajs.append(Trajectory(g, j, steps, screens[obs_i[-1]]))
         groups.append(Group(g, trajs))

@@ -27,10 +27,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.advantages import GRPOConfig, StepBatch, estimate  # noqa: E402
+from agents.advantages import GRPOAdvantageConfig, estimate  # noqa: E402
 from agents.gigpo import GiGPOConfig  # noqa: E402
 from agents.grpo_loss import GRPOLossConfig, grpo_loss  # noqa: E402
 from agents.salt import SALTConfig  # noqa: E402
+from agents.step_batch import StepBatch  # noqa: E402
 from guienv.envs.mdp import episodes_to_arrays, evaluate_policy, sample_episodes, softmax  # noqa: E402
 from tasks import mdp_specs  # noqa: E402
 
@@ -43,7 +44,7 @@ TASKS = {
     "chain5-slip": lambda: mdp_specs.chain(length=5, n_actions=3, dead_end="terminal", slip=0.3, horizon=10),
 }
 METHODS = {
-    "GRPO": GRPOConfig(),
+    "GRPO": GRPOAdvantageConfig(),
     "GRPO+SALT(obs)": SALTConfig(identity="obs"),
     "GRPO+SALT(history)": SALTConfig(identity="history"),
     "GiGPO": GiGPOConfig(),

@@ -457,12 +457,11 @@ def _manual_chat(system: str, text: str) -> str:
 class TransformersBackend:
     """A local vision-language judge loaded with ``transformers`` (Qwen2.5-VL and relatives).
 
-    The model is ``AutoModelForImageTextToText.from_pretrained(config.model)``, loaded on first use.
-    Inputs come from the model's processor and chat template; when the processor cannot be built
-    (the Qwen processor needs torchvision for its video part: huggingface/transformers,
-    src/transformers/models/qwen2_vl/processing_qwen2_vl.py) they are built
-    from the image processor plus the tokenizer, expanding ``<|image_pad|>`` to
-    ``prod(image_grid_thw) // merge_size**2`` tokens. Decoding is greedy at temperature 0.
+    The model, tokenizer and image processor come from :func:`guienv.vlm.load_vlm` (the loader the
+    Qwen agent uses), loaded on first use; inputs from the tokenizer's chat template and
+    :func:`guienv.vlm.build_inputs`, which expands ``<|image_pad|>`` to
+    ``prod(image_grid_thw) // merge_size**2`` tokens as the Qwen processor does; generation through
+    :func:`guienv.vlm.generate`. Decoding is greedy at temperature 0.
     Generation is serialised (one model, one lock); the judge's threads only overlap the drawing.
     """
 
@@ -474,69 +473,30 @@ class TransformersBackend:
         self.config = config
         self.model_id = config.identity
         self._lock = threading.Lock()
+        self._vlm = None
         self._model = None
-        self._processor = None
         self._tokenizer = None
-        self._image_processor = None
         self.counter = _Counter()
 
     # loading ---------------------------------------------------------------------------------
-    def _pixel_kwargs(self) -> dict[str, int]:
-        out = {}
-        if self.config.min_pixels is not None:
-            out["min_pixels"] = self.config.min_pixels
-        if self.config.max_pixels is not None:
-            out["max_pixels"] = self.config.max_pixels
-        return out
-
     def load(self) -> None:
         """Load model and processor now (otherwise on the first ``generate``)."""
         with self._lock:
             self._load()
 
     def _load(self) -> None:
-        if self._model is not None:
+        if self._vlm is not None:
             return
-        import torch
-        import transformers
-        from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+        from guienv.vlm import load_vlm
 
         path = self.config.model
-        dtype = self.config.dtype
-        kwargs = {}
-        if dtype != "auto":
-            # transformers renamed torch_dtype to dtype in 4.56
-            major, minor = (int(v) for v in re.findall(r"\d+", transformers.__version__)[:2])
-            kwargs["dtype" if (major, minor) >= (4, 56) else "torch_dtype"] = getattr(torch, dtype)
         try:
-            model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+            vlm = load_vlm(path, dtype=self.config.dtype, device=self.config.device, min_pixels=self.config.min_pixels,
+                           max_pixels=self.config.max_pixels, require_family=False)
         except (OSError, ValueError, ImportError) as exc:
             raise JudgeError(f"cannot load judge model {path!r}: {exc}") from exc
-        processor = image_processor = None
-        try:
-            processor = AutoProcessor.from_pretrained(path, **self._pixel_kwargs())
-            tokenizer = processor.tokenizer
-            if getattr(processor, "image_processor", None) is None:
-                raise ValueError("processor has no image processor")
-        except (ImportError, ValueError, OSError, TypeError, AttributeError) as exc:
-            log.info("judge: building inputs without the processor (%s)", exc)
-            processor = None
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(path)
-            except (OSError, ValueError) as tok_exc:
-                raise JudgeError(f"cannot load the tokenizer of {path!r}: {tok_exc}") from tok_exc
-            image_processor = self._fallback_image_processor(path)
-        self._processor, self._tokenizer, self._image_processor = processor, tokenizer, image_processor
-        self._model = model.to(self.config.device).eval()  # set last: a failed load is retried whole
-
-    def _fallback_image_processor(self, path: str):
-        import transformers
-
-        cls = getattr(transformers, "Qwen2VLImageProcessorPil", None) or transformers.Qwen2VLImageProcessor
-        try:
-            return cls.from_pretrained(path, **self._pixel_kwargs())
-        except (OSError, ValueError) as exc:
-            raise JudgeError(f"cannot build an image processor for {path!r}: {exc}") from exc
+        self._tokenizer, self._model = vlm.tokenizer, vlm.model
+        self._vlm = vlm  # set last: a failed load is retried whole
 
     # inputs ----------------------------------------------------------------------------------
     def _messages(self, prompt: JudgePrompt) -> list[dict[str, Any]]:
@@ -566,45 +526,25 @@ class TransformersBackend:
 
     def _build_inputs(self, prompt: JudgePrompt) -> dict[str, Any]:
         self._load()
-        image = prompt.image()
-        if self._processor is not None:
-            text = self._chat_text(self._processor, prompt)
-            return dict(self._processor(text=[text], images=[image], return_tensors="pt"))
-        from guienv.vlm import build_inputs
-
-        tok, ip = self._tokenizer, self._image_processor
-        text = self._chat_text(tok, prompt)
-        return build_inputs(tok, ip, [text], [[np.asarray(image)]], int(getattr(ip, "merge_size", 2)))
+        return self._vlm.inputs([self._chat_text(self._tokenizer, prompt)], [[np.asarray(prompt.image())]])
 
     # generation ------------------------------------------------------------------------------
     def generate(self, prompt: JudgePrompt, n: int, temperature: float) -> list[str]:
-        import torch
+        from guienv.vlm import generate
 
         with self._lock:
             inputs = self._build_inputs(prompt)
             self.counter.add(calls=1)
-            device = self._model.device
-            inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
-            sample = temperature > 0
-            gen = {"max_new_tokens": self.config.max_tokens, "do_sample": sample}
-            if sample:
-                gen.update(temperature=temperature, num_return_sequences=n)
-            cuda = []
-            if device.type == "cuda":
-                cuda = [device.index if device.index is not None else torch.cuda.current_device()]
             try:
                 # seeded sampling inside fork_rng: the trainer's global RNG state is left untouched
-                with torch.no_grad(), torch.random.fork_rng(devices=cuda):
-                    torch.manual_seed(self.config.seed)
-                    out = self._model.generate(**inputs, **gen)
+                out = generate(self._vlm, inputs, max_new_tokens=self.config.max_tokens, temperature=temperature, n=n,
+                               seed=self.config.seed)
             except (RuntimeError, ValueError) as exc:
                 raise JudgeUnavailable(f"local judge {self.config.model!r} failed to generate: {exc}") from exc
-            new = out[:, inputs["input_ids"].shape[1]:]
-            texts = self._tokenizer.batch_decode(new, skip_special_tokens=True)
-        return texts if sample else texts[:1] * n
+        return out.texts if temperature > 0 else out.texts[:1] * n
 
     def close(self) -> None:
-        self._model = None
+        self._model = self._vlm = None
 
 
 def make_backend(config: JudgeConfig) -> JudgeBackend:

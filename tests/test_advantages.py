@@ -6,10 +6,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.advantages import GRPOConfig, StepBatch, estimate, make_config, split_by_trajectory
+from agents.advantages import GRPOAdvantageConfig, estimate, make_config
 from agents.gigpo import GiGPOConfig, discounted_returns
-from agents.rollout import Group, StepRecord, Trajectory, observation_key, rollout_group, rollout_groups, rollout_vector
+from agents.rollout import Group, RolloutStep, Trajectory, observation_key, rollout_group, rollout_groups, rollout_vector
 from agents.salt import SALTConfig
+from agents.step_batch import StepBatch, split_by_trajectory
+from guienv.errors import DataError
 from tasks import mdp_specs
 
 MDP_ID = "guienv/MDP-v0"
@@ -22,7 +24,7 @@ def traj(gid, tid, path, rewards):
     steps = []
     for t, a in enumerate(acts):
         k, nk = observation_key(obs[t]), observation_key(obs[t + 1])
-        steps.append(StepRecord(gid, tid, t, obs[t], k, k, a, rewards[t], t == len(acts) - 1, False, True, nk, nk))
+        steps.append(RolloutStep(gid, tid, t, obs[t], k, k, a, rewards[t], t == len(acts) - 1, False, True, nk, nk))
     return Trajectory(gid, tid, steps, obs[-1])
 
 
@@ -31,19 +33,19 @@ def test_grpo_trajectory_advantage_on_every_step():
     g = Group(0, [traj(0, 0, ["a", "x", "b", "y", "c"], [0, 1]), traj(0, 1, ["a", "x", "d"], [0]),
                   traj(0, 2, ["a", "z", "e"], [0]), traj(0, 3, ["a", "x", "b", "x", "f"], [0.5, 0.5])])
     # R = (1, 0, 0, 1), mean 0.5
-    adv = split_by_trajectory(estimate([g], GRPOConfig()), [g])[0]
+    adv = split_by_trajectory(estimate([g], GRPOAdvantageConfig()), [g])[0]
     np.testing.assert_allclose(adv[0], [0.5, 0.5])
     np.testing.assert_allclose(adv[1], [-0.5])
     np.testing.assert_allclose(adv[3], [0.5, 0.5])
     std = np.std([1, 0, 0, 1], ddof=1)
-    adv = split_by_trajectory(estimate([g], GRPOConfig(normalize_std=True)), [g])[0]
+    adv = split_by_trajectory(estimate([g], GRPOAdvantageConfig(normalize_std=True)), [g])[0]
     np.testing.assert_allclose(adv[2], [-0.5 / (std + 1e-6)])
 
 
 def test_grpo_degenerate_groups():
     one = Group(0, [traj(0, 0, ["a", "x", "b"], [1.0])])
     same = Group(1, [traj(1, 0, ["a", "x", "b"], [1.0]), traj(1, 1, ["a", "y", "b"], [1.0])])
-    for cfg in (GRPOConfig(), GRPOConfig(normalize_std=True)):
+    for cfg in (GRPOAdvantageConfig(), GRPOAdvantageConfig(normalize_std=True)):
         np.testing.assert_array_equal(estimate([one, same], cfg), 0.0)
 
 
@@ -79,7 +81,7 @@ def test_discounted_returns_default_gamma():
 
 
 # -- padding -------------------------------------------------------------------------------
-@pytest.mark.parametrize("cfg", [GRPOConfig(), GRPOConfig(normalize_std=True), SALTConfig(), GiGPOConfig(),
+@pytest.mark.parametrize("cfg", [GRPOAdvantageConfig(), GRPOAdvantageConfig(normalize_std=True), SALTConfig(), GiGPOConfig(),
                                  GiGPOConfig(normalize_std=True)], ids=lambda c: f"{c.name}-{c.normalize_std}")
 def test_padding_duplicates_do_not_change_advantages(cfg):
     env = gym.make(MDP_ID, spec=mdp_specs.remerge(2))
@@ -110,6 +112,10 @@ def test_interface_dispatches_by_name():
         assert out.shape == (2,)
     with pytest.raises(ValueError):
         make_config("ppo")
+    with pytest.raises(DataError, match="salt.count"):  # checked by guienv.config.load_config
+        make_config("salt", where="run.yaml", count=3)
+    with pytest.raises(DataError, match="unknown key 'gigpo.omgea'"):
+        make_config("gigpo", omgea=1.0)
     with pytest.raises(ValueError):
         StepBatch.from_groups([g], identity="pixels")
     with pytest.raises(ValueError):

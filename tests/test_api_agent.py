@@ -77,7 +77,7 @@ def test_request_carries_the_template_text_and_the_resized_screenshot(serve, mon
     monkeypatch.setenv("GUIENV_TEST_KEY", "sk-test-123")
     obs = {"screenshot": screen(1280, 720), "instruction": "open the <settings> menu"}
     with agent_for(srv, api_key_env="GUIENV_TEST_KEY", max_tokens=77, system="be brief") as agent:
-        agent.act(obs)
+        agent.act(obs, {})
     body = srv.bodies[0]
     assert body["model"] == "served-vlm" and body["temperature"] == 0.0 and body["max_tokens"] == 77
     assert body["messages"][0] == {"role": "system", "content": "be brief"}
@@ -88,7 +88,7 @@ def test_request_carries_the_template_text_and_the_resized_screenshot(serve, mon
     assert srv.headers[0]["Authorization"] == "Bearer sk-test-123"
     # pixel frame: the original screenshot, unchanged; no key configured: no Authorization header
     with agent_for(srv, frame="pixel") as agent:
-        agent.act(obs)
+        agent.act(obs, {})
     sent = request_image(srv.bodies[1])
     assert sent.size == (1280, 720)
     assert np.array_equal(np.asarray(sent.convert("RGB")), obs["screenshot"])
@@ -133,7 +133,7 @@ def test_act_batch_is_concurrent_bounded_and_keeps_order(serve):
     observations = [{"screenshot": screen(280, 280, i), "instruction": f"item {i}"} for i in range(8)]
     t0 = time.monotonic()
     with agent_for(srv, max_concurrency=3, frame="pixel") as agent:
-        actions = agent.act_batch(observations)
+        actions = agent.act_batch(observations, [{} for _ in observations])
     elapsed = time.monotonic() - t0
     assert [a.point[0] for a in actions] == [10.0 * i for i in range(8)]
     assert srv.count == 8 and 2 <= srv.max_inflight <= 3
@@ -150,12 +150,12 @@ def test_5xx_is_retried_then_succeeds_and_4xx_is_not(serve):
 
     srv = serve(flaky)
     with agent_for(srv, frame="pixel") as agent:
-        a = agent.act({"screenshot": screen(100, 100), "instruction": "x"})
+        a = agent.act({"screenshot": screen(100, 100), "instruction": "x"}, {})
         assert a.point == (7.0, 9.0) and agent.client.counter.retries == 2
     assert srv.count == 3
     bad = serve(lambda body, n: (400, b'{"error": "image too large"}'))
     with agent_for(bad) as agent, pytest.raises(ChatUnavailable, match="HTTP 400"):
-        agent.act({"screenshot": screen(100, 100), "instruction": "x"})
+        agent.act({"screenshot": screen(100, 100), "instruction": "x"}, {})
     assert bad.count == 1
 
 
@@ -164,7 +164,7 @@ def test_timeout_raises_within_the_bound_or_becomes_a_flagged_invalid_action(ser
     obs = {"screenshot": screen(100, 100), "instruction": "x"}
     t0 = time.monotonic()
     with agent_for(srv, timeout_s=0.25, retries=1) as agent, pytest.raises(ChatUnavailable, match="timed out"):
-        agent.act(obs)
+        agent.act(obs, {})
     assert time.monotonic() - t0 < 1.4  # two 0.25 s attempts and a short backoff, not a server reply
     assert srv.count == 2
     with agent_for(srv, timeout_s=0.25, retries=0, on_error="invalid") as agent:
@@ -189,7 +189,7 @@ def test_bad_config_and_bad_url_are_clear_errors():
         ApiAgentConfig(model="m", frame="pixels")
     with ApiAgent(ApiAgentConfig(model="m", base_url="ftp://127.0.0.1/v1", retries=0)) as agent:
         with pytest.raises(ChatError, match="base_url"):
-            agent.act({"screenshot": screen(50, 50), "instruction": "x"})
+            agent.act({"screenshot": screen(50, 50), "instruction": "x"}, {})
 
 
 def test_guienv_eval_api_agent_end_to_end_on_screenspot(serve, screenspot_dir, tmp_path):
@@ -222,3 +222,21 @@ def test_guienv_eval_api_agent_end_to_end_on_screenspot(serve, screenspot_dir, t
                  "--predictions", str(out / "steps.jsonl"), "--out", str(tmp_path / "score")]) == 0
     scored = json.loads((tmp_path / "score" / "metrics.json").read_text())
     assert {k: scored[k] for k in m["published"]} == m["published"]
+
+
+def test_config_from_a_yaml_file_checks_keys_and_values(tmp_path):
+    import yaml
+
+    from guienv.config import read_yaml
+    from guienv.errors import DataError
+
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump({"model": "served-vlm", "frame": "grid1000", "max_concurrency": 2}), encoding="utf-8")
+    cfg = ApiAgentConfig.from_dict(read_yaml(path), str(path))
+    assert (cfg.model, cfg.frame, cfg.max_concurrency) == ("served-vlm", "grid1000", 2)
+    path.write_text(yaml.safe_dump({"model": "served-vlm", "max_concurency": 2}), encoding="utf-8")
+    with pytest.raises(DataError, match=r"agent\.yaml.*unknown key 'max_concurency'"):
+        ApiAgentConfig.from_dict(read_yaml(path), str(path))
+    path.write_text(yaml.safe_dump({"model": "served-vlm", "timeout_s": "soon"}), encoding="utf-8")
+    with pytest.raises(DataError, match="timeout_s"):
+        ApiAgentConfig.from_dict(read_yaml(path), str(path))

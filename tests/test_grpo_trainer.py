@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from agents.grpo import GRPOTrainer, GRPOTrainerConfig
+from agents.micro_batch import gradient_sync, micro_batches
 from agents.policy import Policy
 from agents.qwen import QwenAgent, QwenAgentConfig
-from agents.sft import SFTConfig, SFTTrainer, action_answer, answer_text
+from agents.sft import SFTConfig, SFTTrainer, action_answer, target_answer
 from agents.task_reward import TaskReward
 from agents.tiny_model import build_tiny_model
 from agents.train_prompts import TrainPrompt, grounding_prompt
@@ -152,7 +153,7 @@ def test_multi_image_prompt_and_long_screenshot(tiny):
     # The GT answer written in the model's (resized) frame scores the full GUI-G1 reward after
     # mapping back to the 1400-pixel-tall original.
     reward = TaskReward("gui-g1", pol.frame, pol.resize)
-    s = reward.score([answer_text(task, pol.frame, pol.resize)], [task])[0]
+    s = reward.score([target_answer(task, pol.frame, pol.resize)], [task])[0]
     assert s.correct and s.terms["gui_g1"] > 1.3 and s.size_ratio == pytest.approx(1.0, abs=0.2)
 
 
@@ -308,15 +309,92 @@ def test_sft_answers_earn_full_reward_and_sft_lowers_the_loss(tiny, samples):
     pol = policy(tiny)
     tasks = [grounding_prompt(s) for s in samples[:2]]
     reward = TaskReward("gui-g1", pol.frame, pol.resize)
-    scored = reward.score([answer_text(t, pol.frame, pol.resize) for t in tasks], tasks)
+    scored = reward.score([target_answer(t, pol.frame, pol.resize) for t in tasks], tasks)
     assert all(s.correct and s.terms["gui_g1"] > 1.2 for s in scored)
     step = Step(samples[0].image, 224, 392, Action.click(50, 60), candidates=((40, 50, 60, 70),))
     st = TrainPrompt("s", (step.image,), {"goal": "g", "instruction": "tap", "history": ""}, step, "androidcontrol-low")
     s = TaskReward({"terms": [{"name": "accuracy", "params": {"protocol": "plain"}}]}, pol.frame, pol.resize).score(
-        [answer_text(st, pol.frame, pol.resize)], [st])[0]
+        [target_answer(st, pol.frame, pol.resize)], [st])[0]
     assert s.correct and s.reward == 1.0
 
     opt = torch.optim.AdamW(pol.model.parameters(), lr=1e-2)
     sft = SFTTrainer(pol, SFTConfig(steps=4, batch_size=2, micro_batch_size=1), tasks, opt)
     losses = [sft.step(lambda n: [0, 1][:n])["sft_loss"] for _ in range(4)]
     assert losses[-1] < losses[0] - 0.5
+
+
+def test_micro_batches_cover_the_rows_in_order():
+    assert micro_batches(5, 2) == [[0, 1], [2, 3], [4]]
+    assert micro_batches(0, 3) == []
+    with pytest.raises(ValueError):
+        micro_batches(4, 0)
+
+
+GRAD_SYNC_SCRIPT = """
+import json, sys
+import torch, torch.distributed as dist
+from agents.micro_batch import gradient_sync, micro_batches
+
+dist.init_process_group("gloo")
+r = dist.get_rank()
+x = torch.full((1, 3), float(r + 1))  # rank 0 sees 1s, rank 1 sees 2s
+if sys.argv[1] == "ddp":
+    model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 2, bias=False))
+    param = model.module.weight
+else:
+    from torch.distributed.fsdp import fully_shard
+    model = fully_shard(torch.nn.Linear(3, 2, bias=False))
+    param = model.weight
+grads = []
+for j, _ in enumerate(micro_batches(3, 1)):
+    with gradient_sync(model, last=j == 2):
+        model(x).sum().backward()
+    g = param.grad
+    grads.append(None if g is None else (g.full_tensor() if hasattr(g, "full_tensor") else g)[0, 0].item())
+open(f"{sys.argv[2]}/rank{r}.json", "w").write(json.dumps(grads))
+dist.barrier()  # no rank tears gloo down while the other still talks
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.parametrize("wrapper", ["ddp", "fsdp2"])
+def test_gradient_sync_reduces_only_after_the_last_micro_batch(tmp_path, wrapper):
+    """Two gloo ranks accumulate three micro-batches: local sums until the last, then the average."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "grad_sync.py"
+    script.write_text(GRAD_SYNC_SCRIPT, encoding="utf-8")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(PYTHONPATH=os.pathsep.join([str(repo), env.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), str(script), wrapper, str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+    rows = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert rows[0][-1] == rows[1][-1] == pytest.approx(4.5)  # (1+1+1 + 2+2+2) / 2: one reduce of the sums
+    if wrapper == "ddp":  # before the last micro-batch each rank holds only its own running sum
+        assert rows[0][:2] == pytest.approx([1.0, 2.0]) and rows[1][:2] == pytest.approx([2.0, 4.0])
+
+
+def test_gradient_sync_on_a_plain_module_is_a_no_op():
+    plain = torch.nn.Linear(2, 1)
+    with gradient_sync(plain, last=False):  # a single-process module: nothing to defer
+        plain(torch.ones(1, 2)).sum().backward()
+    assert torch.equal(plain.weight.grad, torch.ones(1, 2))

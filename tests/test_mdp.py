@@ -14,10 +14,11 @@ import pytest
 import yaml
 from gymnasium.utils.env_checker import check_env
 
-from agents.advantages import GRPOConfig, StepBatch, estimate
+from agents.advantages import GRPOAdvantageConfig, estimate
 from agents.gigpo import GiGPOConfig
 from agents.rollout import rollout_groups
 from agents.salt import SALTConfig
+from agents.step_batch import StepBatch
 from guienv.envs.mdp import (
     MDPEnv,
     episodes_to_arrays,
@@ -238,7 +239,7 @@ def _direction_z(grads: np.ndarray, exact: np.ndarray) -> tuple[float, float]:
 def test_grpo_gradient_is_reinforce_with_baseline_scaled_by_g_minus_1_over_g(case, timed):
     """E[(1/G) sum_i (R_i - mean_j R_j) grad log pi(tau_i)] = (G-1)/G grad J: the group mean contains
     R_i itself, so GRPO is REINFORCE with a leave-one-in baseline, unbiased in direction."""
-    exact, _, out = _grads(case, timed, {"grpo": GRPOConfig()})
+    exact, _, out = _grads(case, timed, {"grpo": GRPOAdvantageConfig()})
     assert _z_vs(out["grpo"][0], exact * (G - 1) / G).max() < 5
 
 
@@ -246,7 +247,7 @@ def test_grpo_gradient_is_reinforce_with_baseline_scaled_by_g_minus_1_over_g(cas
 def test_salt_history_identity_gives_exactly_the_grpo_gradient():
     """Trajectories sharing a history-prefix edge share (history, action), hence grad log pi: the edge
     average redistributes advantage inside the edge without changing the per-group gradient sum."""
-    exact, _, out = _grads("stochastic", True, {"grpo": GRPOConfig(), "salt": SALTConfig(identity="history")})
+    exact, _, out = _grads("stochastic", True, {"grpo": GRPOAdvantageConfig(), "salt": SALTConfig(identity="history")})
     np.testing.assert_allclose(out["salt"][0], out["grpo"][0], atol=1e-10)
     # ...while the per-step advantages themselves differ
     assert not np.allclose(out["salt"][1], out["grpo"][1])
@@ -254,7 +255,7 @@ def test_salt_history_identity_gives_exactly_the_grpo_gradient():
 
 @pytest.mark.slow
 def test_salt_observation_identity_is_unbiased_only_for_memoryless_policies_without_loops():
-    cfgs = {"grpo": GRPOConfig(), "traj": SALTConfig(identity="obs"), "occ": SALTConfig(identity="obs", count="occurrences")}
+    cfgs = {"grpo": GRPOAdvantageConfig(), "traj": SALTConfig(identity="obs"), "occ": SALTConfig(identity="obs", count="occurrences")}
     # stationary policy on observations, counting every visit: identical to GRPO, group by group
     exact, _, out = _grads("stochastic", False, cfgs)
     np.testing.assert_allclose(out["occ"][0], out["grpo"][0], atol=1e-10)
@@ -289,7 +290,7 @@ def test_gigpo_gradient_measured_bias():
 def test_per_step_advantages_against_exact_a():
     """GRPO's step advantage estimates (G-1)/G (Q_t(s,a) - J), not A_t(s,a) = Q_t - V_t (sparse final
     reward, so R_i is the return from any step); SALT's edge averaging lowers the MSE against A."""
-    cfgs = {"grpo": GRPOConfig(), "salt": SALTConfig(identity="obs"), "salt_h": SALTConfig(identity="history"),
+    cfgs = {"grpo": GRPOAdvantageConfig(), "salt": SALTConfig(identity="obs"), "salt_h": SALTConfig(identity="history"),
             "gigpo": GiGPOConfig()}
     _, ex, out = _grads("remerge", False, cfgs)
     adv, cols = out["grpo"][1], out["grpo"][2]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.advantages import GRPOConfig, StepBatch, estimate, split_by_trajectory
-from agents.rollout import Group, StepRecord, Trajectory, observation_key
+from agents.advantages import GRPOAdvantageConfig, estimate
+from agents.rollout import Group, RolloutStep, Trajectory, observation_key
 from agents.salt import SALTConfig
+from agents.step_batch import StepBatch, split_by_trajectory
 
 
 def traj(gid: int, tid: int, path: list[str], reward: float) -> Trajectory:
@@ -16,7 +17,7 @@ def traj(gid: int, tid: int, path: list[str], reward: float) -> Trajectory:
     steps = []
     for t, a in enumerate(acts):
         k, nk = observation_key(obs[t]), observation_key(obs[t + 1])
-        steps.append(StepRecord(gid, tid, t, obs[t], k, k, a, reward if t == len(acts) - 1 else 0.0,
+        steps.append(RolloutStep(gid, tid, t, obs[t], k, k, a, reward if t == len(acts) - 1 else 0.0,
                                 t == len(acts) - 1, False, True, nk, nk))
     return Trajectory(gid, tid, steps, obs[-1])
 
@@ -46,7 +47,7 @@ def test_shared_prefix_averages_and_singletons_keep_their_own():
     for a, b in zip(salt(g, identity="history")[0], adv):
         np.testing.assert_allclose(a, b)
     # GRPO for contrast: every step carries its trajectory's advantage
-    grpo = split_by_trajectory(estimate([g], GRPOConfig()), [g])[0]
+    grpo = split_by_trajectory(estimate([g], GRPOAdvantageConfig()), [g])[0]
     np.testing.assert_allclose(grpo[0], [2 / 3, 2 / 3])
 
 

@@ -180,7 +180,7 @@ def _draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def episodes_to_arrays(m: MDPArrays, ep: Episodes, group_size: int, identity: str = "obs") -> dict[str, np.ndarray]:
     """Flatten episodes (consecutive blocks of ``group_size`` form a group) into the columns of
-    :class:`agents.advantages.StepBatch` plus ``t``, ``true_state``, ``obs``. ``identity``:
+    :class:`agents.step_batch.StepBatch` plus ``t``, ``true_state``, ``obs``. ``identity``:
     ``obs`` (observation id), ``state`` (hidden state), ``history`` (prefix code)."""
     n, H = ep.actions.shape
     if n % group_size:

@@ -33,7 +33,6 @@ Files (one JSON object per line):
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import time
 import warnings
@@ -46,6 +45,7 @@ from typing import Any
 import gymnasium as gym
 from tqdm import tqdm
 
+from agents.protocol import Agent
 from guienv.actions import Action
 from guienv.config import load_config
 from guienv.errors import DataError
@@ -215,30 +215,16 @@ def _start(env: gym.Env, index: int, reset_kwargs: dict[str, Any], task: str | N
     return _Run(index, reset_kwargs, obs, info, first, instruction[:1000])
 
 
-def _accepts_infos(fn: Any) -> bool:
-    try:
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
-    except (TypeError, ValueError):
-        return False
-    return len(params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)
-
-
-def act_batch(agent: Any, observations: Sequence[Any], infos: Sequence[Mapping[str, Any]]) -> list[tuple[Action, str | None, str | None]]:
+def act_batch(agent: Agent, observations: Sequence[Any], infos: Sequence[Mapping[str, Any]]) -> list[tuple[Action, str | None, str | None]]:
     """One agent call for a batch: ``(action, raw text or None, frame of the text or None)`` each.
 
     Agents with ``generate`` (model agents) are asked through it, which also gives the raw text;
-    else ``act_batch(observations[, infos])``; else ``act`` per observation."""
+    else ``agent.act_batch(observations, infos)`` (:class:`agents.protocol.Agent`)."""
     gen = getattr(agent, "generate", None)
     if callable(gen):
         outs = [(as_action(g.action), g.text, _jsonable(getattr(g, "frame", None))) for g in gen(list(observations))]
     else:
-        batch = getattr(agent, "act_batch", None)
-        if callable(batch):
-            actions = batch(list(observations), list(infos)) if _accepts_infos(batch) else batch(list(observations))
-        else:
-            actions = [agent.act(o, i) for o, i in zip(observations, infos)]
-        outs = [(as_action(a), None, None) for a in actions]
+        outs = [(as_action(a), None, None) for a in agent.act_batch(list(observations), list(infos))]
     if len(outs) != len(observations):
         raise RuntimeError(f"agent {getattr(agent, 'name', agent)!r} returned {len(outs)} actions for {len(observations)} observations")
     return outs

@@ -364,7 +364,7 @@ def _eval(trainer, tasks, cfg: RunConfig) -> dict[str, float] | None:
     if not tasks:
         return None
     with torch.random.fork_rng(devices=[]):  # evaluation never moves the training RNG streams
-        return {k: clean_value(v) for k, v in trainer.evaluate(tasks, cfg.eval_batch_size).items()}
+        return {k: clean_value(v) for k, v in trainer.greedy_accuracy(tasks, cfg.eval_batch_size).items()}
 
 
 def _eval_columns(ev: dict[str, Any]) -> dict[str, Any]:
