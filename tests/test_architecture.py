@@ -129,3 +129,17 @@ def test_packages_declare_public_api(pkg):
     tree = ast.parse(init.read_text(encoding="utf-8"))
     names = [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)]
     assert "__all__" in names, f"{init.relative_to(ROOT)} declares no __all__"
+
+
+def test_tests_mirror_the_package_tree():
+    """Each test file sits in the folder of the package it tests (``tests/guienv/envs/`` for
+    ``guienv/envs/``); only this whole-tree check lives at the top."""
+    stray = []
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        rel = path.relative_to(ROOT / "tests").parent
+        if rel == Path("."):
+            if path.name != "test_architecture.py":
+                stray.append(str(path.relative_to(ROOT)))
+        elif not (ROOT / rel / "__init__.py").exists():
+            stray.append(str(path.relative_to(ROOT)))
+    assert not stray, f"test files outside the mirrored tree: {stray}"

@@ -16,7 +16,7 @@ from guienv.run.train import train
 from guienv.run.train_config import TrainConfig
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_embedded_default_rises_well_above_the_mean_click_reference(tmp_path):

@@ -24,7 +24,7 @@ from guienv.run.train import train
 from guienv.run.train_config import TrainConfig
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 PLUGIN = '''
 from rewards.composite import TERMS, register_term

@@ -21,7 +21,7 @@ from guienv.run.train import train
 from guienv.run.train_config import TrainConfig
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 # SFT-only (fast): 3 steps, a checkpoint after each, the newest two kept.
 CONFIG = """

@@ -28,7 +28,7 @@ from tasks.synthapp import (
 )
 from tasks.synthapp.render import CONTROL_CLASSES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONTROL_NAMES = set(CONTROL_CLASSES.values())
 DESKTOP = SynthConfig.desktop_preset()
 

@@ -21,7 +21,7 @@ from guienv.config import (
 )
 from guienv.errors import DataError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -44,7 +44,7 @@ from rewards.judge import (
 )
 from rewards.judge_cache import JudgeCache
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 W, H = 400, 800
 GREY = (128, 128, 128)
 RED = (255, 0, 0)

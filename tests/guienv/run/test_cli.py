@@ -13,7 +13,7 @@ import pytest
 
 from guienv.run.cli import build_parser, main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SUBCOMMANDS = ("eval", "score", "synth-export", "train", "appium", "emulator", "report", "tiny-model")
 
 

@@ -265,3 +265,32 @@ def test_swipe_direction_edge_cases():
     assert Action.swipe((5, 5), (5, 5)).swipe_direction() is None
     assert Action.click(1, 1).swipe_direction() is None
     assert Action.scroll("down").swipe_direction() is None
+
+
+def _deep_list(depth: int) -> list:
+    x: list = []
+    for _ in range(depth):
+        x = [x]
+    return x
+
+
+def _deep_dict(depth: int) -> dict:
+    d: dict = {}
+    cur = d
+    for _ in range(depth):
+        cur["a"] = {}
+        cur = cur["a"]
+    return d
+
+
+@pytest.mark.parametrize("field", ["point", "end", "box", "direction", "status", "text", "duration_ms", "type"])
+@pytest.mark.parametrize("make", [_deep_list, _deep_dict])
+def test_python_built_actions_nested_past_the_recursion_limit_are_invalid_not_a_crash(field, make):
+    from guienv.parsing import as_action
+
+    value = make(5000)
+    base = {"type": "scroll" if field == "direction" else "finish" if field == "status" else "click",
+            "point": [1, 2]}
+    action = as_action({**base, field: value})
+    assert not action.is_valid and action.reason
+    assert len(action.reason) < 400  # the offending value shown shortened

@@ -9,6 +9,7 @@ import pytest
 
 from guienv.errors import DataError
 from tasks.tfrecord import (
+    MAX_RECORD_BYTES,
     RecordReader,
     TFRecordWriter,
     decode_example,
@@ -182,3 +183,24 @@ def test_example_features_round_trip(tmp_path):
         encode_example({"bad": [1, b"x"]})
     with pytest.raises(DataError, match="record 4: record is not a tf.train.Example"):
         decode_example(b"\xff\xff\xff", path="f", record=4)
+
+
+@pytest.mark.parametrize("claimed", [MAX_RECORD_BYTES + 1, 1 << 40])
+@pytest.mark.parametrize("gz", [False, True])
+def test_tfrecord_length_field_beyond_the_bound_is_a_data_error(tmp_path, claimed, gz):
+    path = tmp_path / ("a.tfrecord.gz" if gz else "a.tfrecord")
+    write_records(path, [b"one", b"two"], gzip=False)
+    raw = bytearray(path.read_bytes())
+    off = 8 + 4 + 3 + 4  # second record
+    header = struct.pack("<Q", claimed)
+    raw[off:off + 12] = header + struct.pack("<I", masked_crc32c(header))  # a valid checksum over the lie
+    if gz:
+        import gzip
+
+        path.write_bytes(gzip.compress(bytes(raw)))
+    else:
+        path.write_bytes(bytes(raw))
+    records = iter_records(path)
+    assert next(records).data == b"one"
+    with pytest.raises(DataError, match=rf"record 1: the record at byte offset {off} claims {claimed} bytes"):
+        next(records)

@@ -24,7 +24,7 @@ from guienv.run.train import add_train_args, train
 from guienv.run.train_config import TrainConfig
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 # A reward term random text can earn (its digit fraction), registered by a plugin module the
 # config imports (reward.imports), so GRPO groups have non-zero variance and every step updates.
