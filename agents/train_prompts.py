@@ -3,7 +3,7 @@
 The text fields come from the same builders the envs use (:func:`guienv.prompts.history_text`) and
 :meth:`agents.policy.Policy.messages` renders them with :func:`guienv.prompts.step_messages`, the
 function ``guienv eval``'s agents prompt with: training and evaluation see the same prompt for the
-same step (``tests/test_prompts.py``).
+same step (``tests/guienv/test_prompts.py``).
 """
 
 from __future__ import annotations

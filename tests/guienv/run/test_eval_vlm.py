@@ -3,7 +3,7 @@ through ``from_pretrained``) end to end on the synthetic benchmark and on fixtur
 benchmark format; ``guienv score`` re-scores an eval run from its files; batching and resuming.
 
 The random-init model scores about 0: what is tested is the plumbing (episodes, slices, raw text,
-frames, files). The oracle's 100% is in tests/test_eval.py.
+frames, files). The oracle's 100% is in tests/guienv/run/test_eval.py.
 """
 
 from __future__ import annotations
