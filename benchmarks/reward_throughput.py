@@ -5,7 +5,7 @@ sizes with a share of degenerate, off-screen and unparsable predictions. Prints 
 
     python benchmarks/reward_throughput.py [--pairs 1000000] [--scalar-pairs 50000] [--repeat 3]
 
-Target (REFERENCE.md / project brief): 1M box pairs well under 1 s on one core (batched numpy).
+Target (project brief): 1M box pairs well under 1 s on one core (batched numpy).
 """
 
 from __future__ import annotations

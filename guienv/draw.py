@@ -1,6 +1,6 @@
 """Draw a proposed action on its screenshot, for a judge model to look at.
 
-Step-level judges in GUI RL code (ZeroGUI, DigiRL, GUI-Critic-R1; REFERENCE.md section 4) see the
+Step-level judges in GUI RL code (ZeroGUI, arXiv 2505.23762; DigiRL, arXiv 2406.11896; GUI-Critic-R1, arXiv 2506.04614) see the
 screenshot with the action drawn on it rather than bare coordinates. guienv draws:
 
 * ``click`` / ``long_press``: a circle with a crosshair; the centre pixel is the marker colour.

@@ -1,4 +1,4 @@
-"""Coordinate frames: smart_resize (REFERENCE.md section 1) and exact-to-a-few-ulps conversions."""
+"""Coordinate frames: smart_resize (qwen-vl-utils, ``smart_resize``) and exact-to-a-few-ulps conversions."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def test_known_conversions():
     assert convert_point((960, 540), Frame.PIXEL, Frame.GRID1000, s) == (500.0, 500.0)
     assert convert_point((960, 540), Frame.PIXEL, Frame.RESIZED, s) == (966.0, 546.0)
     assert convert_point((500, 250), Frame.GRID1000, Frame.PIXEL, s) == (960.0, 270.0)
-    # Qwen2.5-VL on ScreenSpot-Pro: x_orig = x_pred * W / W_resized (REFERENCE.md section 1)
+    # Qwen2.5-VL on ScreenSpot-Pro: x_orig = x_pred * W / W_resized (Qwen2.5-VL technical report, arXiv 2502.13923: absolute coordinates)
     pro = Screen(5120, 2880)
     assert convert_point((2380, 1344), Frame.RESIZED, Frame.PIXEL, pro) == (2380 * 5120 / 4760, 1344 * 2880 / 2688)
     assert convert_box((0, 0, 1000, 1000), Frame.GRID1000, Frame.PIXEL, pro) == (0.0, 0.0, 5120.0, 2880.0)

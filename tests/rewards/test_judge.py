@@ -1,4 +1,4 @@
-"""Judge-model reward and hybrid reward (CRAFT-GUI, REFERENCE.md section 4).
+"""Judge-model reward and hybrid reward (CRAFT-GUI, arXiv 2508.11360).
 
 The judge talks to a real HTTP server started here on 127.0.0.1 that speaks the OpenAI
 ``/v1/chat/completions`` route, decodes the screenshot it receives and looks at its pixels.

@@ -596,7 +596,7 @@ def test_model_text_is_read_in_text_frame(tmp_path, frame):
 
 
 def test_model_text_in_the_resized_frame_of_a_large_screenshot(tmp_path, shared_data):
-    """Qwen2.5-VL answers in pixels of its smart-resized input (REFERENCE.md section 1)."""
+    """Qwen2.5-VL answers in pixels of its smart-resized input (Qwen2.5-VL technical report, arXiv 2502.13923)."""
     max_pixels = 1280 * 28 * 28
     (tmp_path / "shots").mkdir()
     shutil.copyfile(shared_data / "screens" / "os-atlas_web_6f93090a.png", tmp_path / "shots" / "big.png")

@@ -1,6 +1,6 @@
 """WebShop adapter on recorded observation strings of the real text env (``observation_mode="text"``).
 
-WebShop's engine can't be installed here (REFERENCE.md section 9), so the strings below are real
+WebShop's engine can't be installed here (princeton-nlp/WebShop's ``web_agent_site`` is not on PyPI in usable form), so the strings below are real
 observations published with WebShop agent transcripts: the AgentTuning/AgentInstruct WebShop
 example (start, results and item pages with the instruction), an annotated WebShop state with its
 ``get_available_actions()`` record (results page), and Google's adk-samples personalized-shopping
