@@ -2,8 +2,14 @@
 
 Published recipes, available as :data:`PRESETS` (each cited below):
 
-* ``gui-g1``: GUI-G1 (arXiv 2505.15810), ``R_hit + 0.25 R_iou + 0.125 R_box`` on the predicted box
-  (one ``gui_g1`` term; its inner weights are parameters).
+* ``gui-g1``: GUI-G1 (arXiv 2505.15810; ``Yuqi-Zhou/GUI-G1``
+  ``src/open-r1-multimodal/src/open_r1/grpo_rec.py``), ``R_hit + 0.25 R_iou + 0.125 R_box`` on the
+  predicted box (one ``gui_g1`` term; its inner weights are parameters), reproducing the reference:
+  ``parser: gui-g1`` (answers read exactly as GUI-G1 reads them, :mod:`guienv.parsing.gui_g1`) and
+  ``iou_convention: reference``. The only differences left (inverted boxes, edges more than an
+  image width off) are listed in :mod:`rewards.grounding`.
+* ``gui-g1-lenient``: the same reward with guienv's lenient parser (``<answer>`` tags, ``<think>``
+  blocks, JSON ``true``/``null``, any fence, point answers as zero-area boxes) and continuous IoU.
 * ``gui-r1``: GUI-R1, ``0.8 * accuracy + 0.2 * format``; accuracy needs the action type to match,
   a click inside the GT box (or within 140 px of the GT point), text by token F1 >= 0.5.
 * ``ui-s1``: UI-S1, ``0.1 * format + 0.9 * action`` with action = 1 exact, 0.5 type only, 0.1
@@ -13,8 +19,10 @@ A term is a function ``fn(inp: RewardInput, **params) -> float`` registered unde
 :func:`register_term`; :data:`TERMS` lists them. A target is either a
 :class:`~guienv.types.GroundingSample` (one-step grounding) or a :class:`~guienv.types.Step`
 (a recorded trajectory step, judged by :func:`rewards.action_match.match_step` under a named
-protocol). The completion is parsed once with :func:`guienv.parsing.parse_action` (the content of
-``answer_tag`` when present), in ``frame``, and converted to the target's pixel frame.
+protocol). The completion is parsed once, in ``frame``, and converted to the target's pixel
+frame, by the config's ``parser``: ``lenient`` (default) is :func:`guienv.parsing.parse_action` on
+the content of ``answer_tag`` when present; ``gui-g1`` is GUI-G1's own reader
+(:func:`guienv.parsing.gui_g1.read_gui_g1_box`, whole completion, ``answer_tag`` unused).
 
 YAML example (``CompositeConfig.from_yaml``; ``yaml.safe_load``)::
 
@@ -41,6 +49,7 @@ from guienv.actions import Action, ActionType
 from guienv.config import load_config, load_yaml
 from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.parsing import read_action
+from guienv.parsing.gui_g1 import read_gui_g1_box
 from guienv.types import GroundingSample, Step
 from rewards.action_match import PROTOCOLS, match_step
 from rewards.format import FormatSpec, answer_text, format_reward
@@ -54,6 +63,8 @@ from rewards.grounding import (
 )
 
 Target = Union[GroundingSample, Step]
+# How a completion becomes an action: guienv's lenient parser, or GUI-G1's own reader.
+PARSERS = ("lenient", "gui-g1")
 
 
 @dataclass(frozen=True)
@@ -208,17 +219,21 @@ class CompositeConfig:
 
     ``frame`` is the coordinate frame of the model's output (``pixel``, ``normalized``,
     ``grid1000`` or ``resized``); ``min_pixels``/``max_pixels`` define the ``resized`` frame
-    (Qwen2.5-VL's smart resize); ``answer_tag`` names the tag whose content is parsed when present."""
+    (Qwen2.5-VL's smart resize); ``answer_tag`` names the tag whose content is parsed when present;
+    ``parser`` is one of :data:`PARSERS` (see the module doc)."""
 
     terms: list[TermConfig] = field(default_factory=list)
     frame: str = "pixel"
     answer_tag: str | None = "answer"
     min_pixels: int = QWEN_MIN_PIXELS
     max_pixels: int = QWEN_MAX_PIXELS
+    parser: str = "lenient"
 
     def __post_init__(self) -> None:
         self.terms = [t if isinstance(t, TermConfig) else TermConfig(**t) for t in self.terms]
         Frame(self.frame)  # raises ValueError for an unknown frame
+        if self.parser not in PARSERS:
+            raise ValueError(f"unknown parser {self.parser!r}; known: {list(PARSERS)}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "<composite reward config>") -> CompositeConfig:
@@ -248,7 +263,10 @@ def _is_file(source: str | os.PathLike) -> bool:
 
 
 PRESETS: dict[str, CompositeConfig] = {
-    "gui-g1": CompositeConfig(terms=[TermConfig("gui_g1", 1.0)], answer_tag=None),
+    "gui-g1": CompositeConfig(
+        terms=[TermConfig("gui_g1", 1.0, {"iou_convention": "reference"})], answer_tag=None, parser="gui-g1"
+    ),
+    "gui-g1-lenient": CompositeConfig(terms=[TermConfig("gui_g1", 1.0)], answer_tag=None),
     "gui-r1": CompositeConfig(
         terms=[
             TermConfig("accuracy", 0.8, {"protocol": "gui-r1"}),
@@ -300,6 +318,15 @@ class CompositeReward:
     def parse(self, completion: str, target: Target) -> Action:
         """The completion's action in the target's pixel frame (``invalid`` if unusable)."""
         screen = Screen(int(target.width), int(target.height), self._resize)
+        if self.config.parser == "gui-g1":
+            box = read_gui_g1_box(completion)
+            if box is None:
+                return Action.invalid("gui-g1 parser: no [0]['bbox_2d'] in a ```json block or a bare literal")
+            try:
+                action = Action.box_answer(box, frame=self._frame)
+            except (ValueError, TypeError) as exc:  # inverted or non-finite: see rewards.grounding
+                return Action.invalid(f"gui-g1 parser: {exc}")
+            return read_action(action, screen)
         return read_action(answer_text(completion, self.config.answer_tag), screen, self._frame)
 
     def __call__(self, completion: str, target: Target) -> CompositeResult:
