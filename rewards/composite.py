@@ -67,6 +67,26 @@ Target = Union[GroundingSample, Step]
 PARSERS = ("lenient", "gui-g1")
 
 
+def parse_completion(
+    text: str, screen: Screen, frame: Frame | str = Frame.PIXEL, parser: str = "lenient", answer_tag: str | None = "answer"
+) -> Action:
+    """``text`` as a pixel action on ``screen`` with one of :data:`PARSERS`: ``lenient`` reads the
+    ``answer_tag`` content (else the whole text) with :func:`guienv.parsing.read_action`; ``gui-g1``
+    reads the whole text as GUI-G1 does (a box, or ``invalid``). Never raises on ``text``."""
+    if parser == "lenient":
+        return read_action(answer_text(text, answer_tag), screen, frame)
+    if parser != "gui-g1":
+        raise ValueError(f"unknown parser {parser!r}; known: {list(PARSERS)}")
+    box = read_gui_g1_box(text)
+    if box is None:
+        return Action.invalid("gui-g1 parser: no [0]['bbox_2d'] in a ```json block or a bare literal")
+    try:
+        action = Action.box_answer(box, frame=Frame(frame))
+    except (ValueError, TypeError) as exc:  # inverted or non-finite: see rewards.grounding
+        return Action.invalid(f"gui-g1 parser: {exc}")
+    return read_action(action, screen)
+
+
 @dataclass(frozen=True)
 class RewardInput:
     """What a term sees: the raw completion, its parsed action (pixel frame of the target's
@@ -318,16 +338,7 @@ class CompositeReward:
     def parse(self, completion: str, target: Target) -> Action:
         """The completion's action in the target's pixel frame (``invalid`` if unusable)."""
         screen = Screen(int(target.width), int(target.height), self._resize)
-        if self.config.parser == "gui-g1":
-            box = read_gui_g1_box(completion)
-            if box is None:
-                return Action.invalid("gui-g1 parser: no [0]['bbox_2d'] in a ```json block or a bare literal")
-            try:
-                action = Action.box_answer(box, frame=self._frame)
-            except (ValueError, TypeError) as exc:  # inverted or non-finite: see rewards.grounding
-                return Action.invalid(f"gui-g1 parser: {exc}")
-            return read_action(action, screen)
-        return read_action(answer_text(completion, self.config.answer_tag), screen, self._frame)
+        return parse_completion(completion, screen, self._frame, self.config.parser, self.config.answer_tag)
 
     def __call__(self, completion: str, target: Target) -> CompositeResult:
         text = completion if isinstance(completion, str) else ""

@@ -155,3 +155,16 @@ def test_constant_normaliser_defaults_to_gui_g1s_64():
     mask[1, 10:] = 0
     # GUI-G1: sum of the sequence's token losses / 64, mean over sequences (even with 128-token completions)
     assert aggregate(per_token, mask, "constant", max_completion_length=64).item() == pytest.approx((128 + 10) / 64 / 2)
+
+
+def test_trl_grounding_func_strict_parser_matches_the_preset(strict):
+    from rewards.trl import grounding_reward_func
+
+    fn = grounding_reward_func(parser="gui-g1", iou_convention="reference")
+    texts = [LIST, f"```json\n{LIST}\n```", f"<answer>{LIST}</answer>", str([{"bbox_2d": [170, 236, 110, 205]}])]
+    got = fn(completions=texts, bbox=[list(GT)] * 4, image_size=[[1000, 800]] * 4)
+    assert got == pytest.approx([strict(t, SAMPLE).total for t in texts]) and got[2] == got[3] == 0.0
+    lenient_fn = grounding_reward_func()
+    assert lenient_fn(completions=texts[2:3], bbox=[list(GT)], image_size=[[1000, 800]])[0] > 1.0
+    with pytest.raises(ValueError, match="parser"):
+        grounding_reward_func(parser="json")
