@@ -10,8 +10,12 @@ Published recipes, available as :data:`PRESETS` (each cited below):
   image width off) are listed in :mod:`rewards.grounding`.
 * ``gui-g1-lenient``: the same reward with guienv's lenient parser (``<answer>`` tags, ``<think>``
   blocks, JSON ``true``/``null``, any fence, point answers as zero-area boxes) and continuous IoU.
-* ``gui-r1``: GUI-R1, ``0.8 * accuracy + 0.2 * format``; accuracy needs the action type to match,
-  a click inside the GT box (or within 140 px of the GT point), text by token F1 >= 0.5.
+* ``gui-r1``: GUI-R1 (arXiv 2504.10458; ``ritzz-ai/GUI-R1`` ``verl/utils/reward_score/r1gui.py``),
+  ``0.8 * accuracy + 0.2 * format`` reproducing the reference's reading and rules
+  (:mod:`rewards.gui_r1`: single-quoted ``'action'`` in ``<answer>``, integer points, strict
+  inside/140 px, token F1 >= 0.5 for type/select/scroll, its full-match format rule).
+* ``gui-r1-lenient``: guienv's reading of GUI-R1: lenient parser, ``accuracy`` under the ``gui-r1``
+  matching protocol (:mod:`rewards.action_match`), format = ``<think>`` then ``<answer>`` that parses.
 * ``ui-s1``: UI-S1, ``0.1 * format + 0.9 * action`` with action = 1 exact, 0.5 type only, 0.1
   parsable but wrong type, 0 unparsable.
 
@@ -47,9 +51,10 @@ import yaml
 
 from guienv.actions import Action, ActionType
 from guienv.config import load_config, load_yaml
-from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen, convert_point
 from guienv.parsing import read_action
 from guienv.parsing.gui_g1 import read_gui_g1_box
+from guienv.parsing.gui_r1 import read_gui_r1
 from guienv.types import GroundingSample, Step
 from rewards.action_match import PROTOCOLS, match_step
 from rewards.format import FormatSpec, answer_text, format_reward
@@ -61,6 +66,7 @@ from rewards.grounding import (
     predicted_box,
     se_gui_point_reward,
 )
+from rewards.gui_r1 import gui_r1_accuracy, gui_r1_format, gui_r1_truth
 
 Target = Union[GroundingSample, Step]
 # How a completion becomes an action: guienv's lenient parser, or GUI-G1's own reader.
@@ -96,6 +102,7 @@ class RewardInput:
     action: Action
     target: Target
     resize: Resize | None = None  # the smart-resize rule when the model answered in that frame
+    frame: Frame = Frame.PIXEL  # the frame the model answered in (terms that read ``text`` themselves)
 
 
 TermFn = Callable[..., float]
@@ -185,6 +192,21 @@ def _se_gui_term(inp: RewardInput) -> float:
     """SE-GUI's dense point reward (range [0, 2])."""
     s = _grounding(inp, "se_gui_point")
     return se_gui_point_reward(_point(inp.action), s.box, s.width, s.height)
+
+
+@register_term("gui_r1_accuracy")
+def _gui_r1_accuracy_term(inp: RewardInput) -> float:
+    """GUI-R1's accuracy, read from the raw text as GUI-R1 reads it (:mod:`rewards.gui_r1`)."""
+    ans = read_gui_r1(inp.text)
+    point = convert_point(ans.point, inp.frame, Frame.PIXEL, Screen(int(inp.target.width), int(inp.target.height),
+                                                                     inp.resize or Resize()))
+    return gui_r1_accuracy(ans, gui_r1_truth(inp.target), point)
+
+
+@register_term("gui_r1_format")
+def _gui_r1_format_term(inp: RewardInput) -> float:
+    """GUI-R1's 0/1 format rule (:func:`guienv.parsing.gui_r1.gui_r1_format_ok`)."""
+    return gui_r1_format(inp.text)
 
 
 def _check_protocol(protocol: str) -> None:
@@ -287,7 +309,8 @@ PRESETS: dict[str, CompositeConfig] = {
         terms=[TermConfig("gui_g1", 1.0, {"iou_convention": "reference"})], answer_tag=None, parser="gui-g1"
     ),
     "gui-g1-lenient": CompositeConfig(terms=[TermConfig("gui_g1", 1.0)], answer_tag=None),
-    "gui-r1": CompositeConfig(
+    "gui-r1": CompositeConfig(terms=[TermConfig("gui_r1_accuracy", 0.8), TermConfig("gui_r1_format", 0.2)]),
+    "gui-r1-lenient": CompositeConfig(
         terms=[
             TermConfig("accuracy", 0.8, {"protocol": "gui-r1"}),
             TermConfig("format", 0.2, {"required_tags": ["think", "answer"]}),
@@ -343,7 +366,7 @@ class CompositeReward:
     def __call__(self, completion: str, target: Target) -> CompositeResult:
         text = completion if isinstance(completion, str) else ""
         resize = self._resize if self._frame is Frame.RESIZED else None
-        inp = RewardInput(text, self.parse(text, target), target, resize)
+        inp = RewardInput(text, self.parse(text, target), target, resize, self._frame)
         values: dict[str, float] = {}
         total = 0.0
         for i, (name, weight, fn, params) in enumerate(self._terms):
