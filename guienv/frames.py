@@ -152,3 +152,34 @@ def xywh_to_xyxy(box: tuple[float, float, float, float]) -> tuple[float, float, 
 
 def is_finite(*values: float) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+# -- per-benchmark resize defaults of the published evaluations ---------------------------------
+@dataclass(frozen=True)
+class ReferenceResize:
+    """The smart-resize settings a benchmark's published evaluation uses for a model family."""
+
+    resize: Resize
+    source: str  # repository and file the numbers come from
+
+
+# ScreenSpot-Pro's Qwen2.5-VL evaluation (likaixin2000/ScreenSpot-Pro-GUI-Grounding,
+# models/qwen2_5vl.py, Qwen2_5VLModel.ground_only_positive) resizes with the processor's
+# min_pixels (3136) and max_pixels=99999999, i.e. no downscaling of its 5120x2880 screens; the
+# qwen-vl-utils default (12845056) would shrink them. For ScreenSpot v1/v2 the same rule is used
+# (every screenshot there is below 12845056 pixels, so it equals the qwen-vl-utils default).
+_SCREENSPOT_PRO_QWEN25 = ReferenceResize(
+    Resize(min_pixels=56 * 56, max_pixels=99_999_999),
+    "likaixin2000/ScreenSpot-Pro-GUI-Grounding models/qwen2_5vl.py (min_pixels 3136, max_pixels 99999999)",
+)
+REFERENCE_RESIZE: dict[tuple[str, str], ReferenceResize] = {
+    ("screenspot", "qwen2.5-vl"): _SCREENSPOT_PRO_QWEN25,
+    ("screenspot-pro", "qwen2.5-vl"): _SCREENSPOT_PRO_QWEN25,
+}
+
+
+def reference_resize(benchmark: str, family: str = "qwen2.5-vl") -> ReferenceResize | None:
+    """The published evaluation's resize settings for ``benchmark`` and model ``family``, or None
+    when guienv knows none (callers keep their own defaults then). Only the ``resized`` frame
+    (Qwen2.5-VL) depends on them: ``normalized``/``grid1000`` answers map back without a resize."""
+    return REFERENCE_RESIZE.get((benchmark, family))

@@ -2,10 +2,20 @@
 
 Published recipes, available as :data:`PRESETS` (each cited below):
 
-* ``gui-g1``: GUI-G1 (arXiv 2505.15810), ``R_hit + 0.25 R_iou + 0.125 R_box`` on the predicted box
-  (one ``gui_g1`` term; its inner weights are parameters).
-* ``gui-r1``: GUI-R1, ``0.8 * accuracy + 0.2 * format``; accuracy needs the action type to match,
-  a click inside the GT box (or within 140 px of the GT point), text by token F1 >= 0.5.
+* ``gui-g1``: GUI-G1 (arXiv 2505.15810; ``Yuqi-Zhou/GUI-G1``
+  ``src/open-r1-multimodal/src/open_r1/grpo_rec.py``), ``R_hit + 0.25 R_iou + 0.125 R_box`` on the
+  predicted box (one ``gui_g1`` term; its inner weights are parameters), reproducing the reference:
+  ``parser: gui-g1`` (answers read exactly as GUI-G1 reads them, :mod:`guienv.parsing.gui_g1`) and
+  ``iou_convention: reference``. The only differences left (inverted boxes, edges more than an
+  image width off) are listed in :mod:`rewards.grounding`.
+* ``gui-g1-lenient``: the same reward with guienv's lenient parser (``<answer>`` tags, ``<think>``
+  blocks, JSON ``true``/``null``, any fence, point answers as zero-area boxes) and continuous IoU.
+* ``gui-r1``: GUI-R1 (arXiv 2504.10458; ``ritzz-ai/GUI-R1`` ``verl/utils/reward_score/r1gui.py``),
+  ``0.8 * accuracy + 0.2 * format`` reproducing the reference's reading and rules
+  (:mod:`rewards.gui_r1`: single-quoted ``'action'`` in ``<answer>``, integer points, strict
+  inside/140 px, token F1 >= 0.5 for type/select/scroll, its full-match format rule).
+* ``gui-r1-lenient``: guienv's reading of GUI-R1: lenient parser, ``accuracy`` under the ``gui-r1``
+  matching protocol (:mod:`rewards.action_match`), format = ``<think>`` then ``<answer>`` that parses.
 * ``ui-s1``: UI-S1, ``0.1 * format + 0.9 * action`` with action = 1 exact, 0.5 type only, 0.1
   parsable but wrong type, 0 unparsable.
 
@@ -13,8 +23,10 @@ A term is a function ``fn(inp: RewardInput, **params) -> float`` registered unde
 :func:`register_term`; :data:`TERMS` lists them. A target is either a
 :class:`~guienv.types.GroundingSample` (one-step grounding) or a :class:`~guienv.types.Step`
 (a recorded trajectory step, judged by :func:`rewards.action_match.match_step` under a named
-protocol). The completion is parsed once with :func:`guienv.parsing.parse_action` (the content of
-``answer_tag`` when present), in ``frame``, and converted to the target's pixel frame.
+protocol). The completion is parsed once, in ``frame``, and converted to the target's pixel
+frame, by the config's ``parser``: ``lenient`` (default) is :func:`guienv.parsing.parse_action` on
+the content of ``answer_tag`` when present; ``gui-g1`` is GUI-G1's own reader
+(:func:`guienv.parsing.gui_g1.read_gui_g1_box`, whole completion, ``answer_tag`` unused).
 
 YAML example (``CompositeConfig.from_yaml``; ``yaml.safe_load``)::
 
@@ -39,8 +51,10 @@ import yaml
 
 from guienv.actions import Action, ActionType
 from guienv.config import load_config, load_yaml
-from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen, convert_point
 from guienv.parsing import read_action
+from guienv.parsing.gui_g1 import read_gui_g1_box
+from guienv.parsing.gui_r1 import read_gui_r1
 from guienv.types import GroundingSample, Step
 from rewards.action_match import PROTOCOLS, match_step
 from rewards.format import FormatSpec, answer_text, format_reward
@@ -52,8 +66,31 @@ from rewards.grounding import (
     predicted_box,
     se_gui_point_reward,
 )
+from rewards.gui_r1 import gui_r1_accuracy, gui_r1_format, gui_r1_truth
 
 Target = Union[GroundingSample, Step]
+# How a completion becomes an action: guienv's lenient parser, or GUI-G1's own reader.
+PARSERS = ("lenient", "gui-g1")
+
+
+def parse_completion(
+    text: str, screen: Screen, frame: Frame | str = Frame.PIXEL, parser: str = "lenient", answer_tag: str | None = "answer"
+) -> Action:
+    """``text`` as a pixel action on ``screen`` with one of :data:`PARSERS`: ``lenient`` reads the
+    ``answer_tag`` content (else the whole text) with :func:`guienv.parsing.read_action`; ``gui-g1``
+    reads the whole text as GUI-G1 does (a box, or ``invalid``). Never raises on ``text``."""
+    if parser == "lenient":
+        return read_action(answer_text(text, answer_tag), screen, frame)
+    if parser != "gui-g1":
+        raise ValueError(f"unknown parser {parser!r}; known: {list(PARSERS)}")
+    box = read_gui_g1_box(text)
+    if box is None:
+        return Action.invalid("gui-g1 parser: no [0]['bbox_2d'] in a ```json block or a bare literal")
+    try:
+        action = Action.box_answer(box, frame=Frame(frame))
+    except (ValueError, TypeError) as exc:  # inverted or non-finite: see rewards.grounding
+        return Action.invalid(f"gui-g1 parser: {exc}")
+    return read_action(action, screen)
 
 
 @dataclass(frozen=True)
@@ -65,6 +102,7 @@ class RewardInput:
     action: Action
     target: Target
     resize: Resize | None = None  # the smart-resize rule when the model answered in that frame
+    frame: Frame = Frame.PIXEL  # the frame the model answered in (terms that read ``text`` themselves)
 
 
 TermFn = Callable[..., float]
@@ -156,6 +194,21 @@ def _se_gui_term(inp: RewardInput) -> float:
     return se_gui_point_reward(_point(inp.action), s.box, s.width, s.height)
 
 
+@register_term("gui_r1_accuracy")
+def _gui_r1_accuracy_term(inp: RewardInput) -> float:
+    """GUI-R1's accuracy, read from the raw text as GUI-R1 reads it (:mod:`rewards.gui_r1`)."""
+    ans = read_gui_r1(inp.text)
+    point = convert_point(ans.point, inp.frame, Frame.PIXEL, Screen(int(inp.target.width), int(inp.target.height),
+                                                                     inp.resize or Resize()))
+    return gui_r1_accuracy(ans, gui_r1_truth(inp.target), point)
+
+
+@register_term("gui_r1_format")
+def _gui_r1_format_term(inp: RewardInput) -> float:
+    """GUI-R1's 0/1 format rule (:func:`guienv.parsing.gui_r1.gui_r1_format_ok`)."""
+    return gui_r1_format(inp.text)
+
+
 def _check_protocol(protocol: str) -> None:
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown matching protocol {protocol!r}; known: {sorted(PROTOCOLS)}")
@@ -208,17 +261,21 @@ class CompositeConfig:
 
     ``frame`` is the coordinate frame of the model's output (``pixel``, ``normalized``,
     ``grid1000`` or ``resized``); ``min_pixels``/``max_pixels`` define the ``resized`` frame
-    (Qwen2.5-VL's smart resize); ``answer_tag`` names the tag whose content is parsed when present."""
+    (Qwen2.5-VL's smart resize); ``answer_tag`` names the tag whose content is parsed when present;
+    ``parser`` is one of :data:`PARSERS` (see the module doc)."""
 
     terms: list[TermConfig] = field(default_factory=list)
     frame: str = "pixel"
     answer_tag: str | None = "answer"
     min_pixels: int = QWEN_MIN_PIXELS
     max_pixels: int = QWEN_MAX_PIXELS
+    parser: str = "lenient"
 
     def __post_init__(self) -> None:
         self.terms = [t if isinstance(t, TermConfig) else TermConfig(**t) for t in self.terms]
         Frame(self.frame)  # raises ValueError for an unknown frame
+        if self.parser not in PARSERS:
+            raise ValueError(f"unknown parser {self.parser!r}; known: {list(PARSERS)}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "<composite reward config>") -> CompositeConfig:
@@ -248,8 +305,12 @@ def _is_file(source: str | os.PathLike) -> bool:
 
 
 PRESETS: dict[str, CompositeConfig] = {
-    "gui-g1": CompositeConfig(terms=[TermConfig("gui_g1", 1.0)], answer_tag=None),
-    "gui-r1": CompositeConfig(
+    "gui-g1": CompositeConfig(
+        terms=[TermConfig("gui_g1", 1.0, {"iou_convention": "reference"})], answer_tag=None, parser="gui-g1"
+    ),
+    "gui-g1-lenient": CompositeConfig(terms=[TermConfig("gui_g1", 1.0)], answer_tag=None),
+    "gui-r1": CompositeConfig(terms=[TermConfig("gui_r1_accuracy", 0.8), TermConfig("gui_r1_format", 0.2)]),
+    "gui-r1-lenient": CompositeConfig(
         terms=[
             TermConfig("accuracy", 0.8, {"protocol": "gui-r1"}),
             TermConfig("format", 0.2, {"required_tags": ["think", "answer"]}),
@@ -300,12 +361,12 @@ class CompositeReward:
     def parse(self, completion: str, target: Target) -> Action:
         """The completion's action in the target's pixel frame (``invalid`` if unusable)."""
         screen = Screen(int(target.width), int(target.height), self._resize)
-        return read_action(answer_text(completion, self.config.answer_tag), screen, self._frame)
+        return parse_completion(completion, screen, self._frame, self.config.parser, self.config.answer_tag)
 
     def __call__(self, completion: str, target: Target) -> CompositeResult:
         text = completion if isinstance(completion, str) else ""
         resize = self._resize if self._frame is Frame.RESIZED else None
-        inp = RewardInput(text, self.parse(text, target), target, resize)
+        inp = RewardInput(text, self.parse(text, target), target, resize, self._frame)
         values: dict[str, float] = {}
         total = 0.0
         for i, (name, weight, fn, params) in enumerate(self._terms):

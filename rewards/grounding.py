@@ -8,27 +8,50 @@ screenshot (all in pixels of the same image) with
     R = R_hit + 0.25 * R_iou + 0.125 * R_box                                   (weights configurable)
 
 * ``R_hit = 1[centre(p) in g]``, bounds inclusive (the paper's hit reward).
-* ``R_iou = |p ∩ g| / |p ∪ g|`` (the IoU reward). guienv uses **continuous** areas. The reference
-  code subtracts 1 from both right/bottom edges and adds 1 back, which leaves the intersection
-  equal to the continuous one *except* that any overlap no wider (or taller) than 1 pixel counts as
-  zero; the union uses continuous areas in both. ``iou_convention="reference"`` reproduces that.
+* ``R_iou = |p ∩ g| / |p ∪ g|`` (the IoU reward). guienv uses **continuous** areas by default.
+  The reference code subtracts 1 from both right/bottom edges, tests ``x1 < x2 - 1`` and adds 1
+  back, which leaves the intersection equal to the continuous one *except* that any overlap no
+  wider (or taller) than 1 pixel counts as zero; the union uses continuous areas in both.
+  ``iou_convention="reference"`` reproduces that with the same float steps (``(min(x2) - 1) -
+  max(x1) > 0``, not ``x2 - x1 > 1``), so overlaps of exactly 1 px round the same way.
 * ``R_box = 4 / (1/c_x1 + 1/c_x2 + 1/c_y1 + 1/c_y2)``, the harmonic mean of the edge closeness
   terms ``c_x1 = 1 - |g_x1 - p_x1| / W``, ``c_x2 = 1 - |g_x2 - p_x2| / W``, ``c_y1 = 1 - |g_y1 - p_y1| / H``,
   ``c_y2 = 1 - |g_y2 - p_y2| / H`` (the box-size constraint that stops boxes from inflating).
 
-Edge cases, decided here (the reference code resolves them through a bare ``except``):
+Edge cases. The reference computes every term with plain arithmetic inside a bare ``except``, so
+only a raised exception (an unreadable answer, a division by zero) gives 0; guienv decides:
 
-* **Unparsable / invalid prediction** (no box, non-finite numbers, ``x2 < x1`` or ``y2 < y1``):
-  every term is 0.
+* **Unparsable / invalid prediction** (no box, non-finite numbers): every term is 0, as in the
+  reference.
+* **Inverted boxes** (``x2 < x1`` or ``y2 < y1``): guienv scores every term 0 (an inverted box is
+  no box: :class:`~guienv.actions.Action` rejects it). *The reference scores them normally*: its
+  arithmetic raises nothing, so the centre test can hit, the IoU uses the (possibly negative)
+  signed areas and ``R_box`` the edge distances. This is the one deliberate difference of the
+  ``gui-g1`` preset from GUI-G1's reward (pinned in ``tests/test_protocol_gui_g1.py``).
 * **Any closeness term ``c <= 0``** (an edge a full image width/height or more off): ``R_box = 0``.
-  The reference divides by zero for ``c == 0`` (caught -> 0) and returns a meaningless harmonic mean
-  for ``c < 0``; clamping makes ``R_box`` monotone in each edge and keeps it in ``[0, 1]``.
+  The reference divides by zero for ``c == 0`` (caught -> 0, the same) and returns a meaningless
+  harmonic mean for ``c < 0`` (a second difference, only for edges off by more than the whole
+  image); clamping makes ``R_box`` monotone in each edge and keeps it in ``[0, 1]``.
 * **Zero-area boxes** (``x1 == x2`` or ``y1 == y2``, prediction or ground truth) are legal: the
   centre test and ``R_box`` are computed as usual; ``R_iou`` is 0 whenever the union has zero
-  area (two degenerate boxes), otherwise intersection / union as usual (0 for a degenerate box).
+  area (two degenerate boxes; the reference divides by zero, caught -> 0), otherwise
+  intersection / union as usual (0 for a degenerate box).
 * **Predictions outside the image** are not clipped (neither is the reference): they simply miss,
   and far-off edges drive their closeness term to 0.
 * ``W`` and ``H`` must be positive (``ValueError``).
+
+**Parsing** is the composite reward's job (:class:`rewards.composite.CompositeConfig` ``parser``):
+the ``gui-g1`` preset reads answers exactly as GUI-G1 does (:mod:`guienv.parsing.gui_g1`: only
+``[0]["bbox_2d"]`` of a ```` ```json ```` block or a bare Python literal); ``gui-g1-lenient`` uses
+guienv's lenient parser (tags, JSON, points as zero-area boxes).
+
+**Loss normaliser** (not part of the reward, but of GUI-G1's recipe): GUI-G1's trainer
+(``src/open-r1-multimodal/src/open_r1/trainer/grpo_trainer.py``) divides each sequence's summed
+token loss by a hard-coded **64**, while its run script (``run_scripts/run.sh``) sets
+``--max_completion_length 128``. guienv reproduces the 64: ``grpo.aggregation: constant`` divides
+by ``grpo.max_completion_length``, which defaults to ``grpo.max_new_tokens`` (64 in
+:class:`agents.grpo.GRPOTrainerConfig`); set ``grpo.max_completion_length: 64`` explicitly when
+generating longer completions (e.g. ``max_new_tokens: 128`` as in the run script).
 
 So each term lies in ``[0, 1]`` and the default total in ``[0, 1.375]``.
 
@@ -79,6 +102,13 @@ def _iou_floor(convention: str) -> float:
     return 1.0 if convention == "reference" else 0.0
 
 
+class _Scalar:
+    """``max``/``min`` under the names numpy and torch use, for :func:`_overlap` on floats."""
+
+    maximum = staticmethod(max)
+    minimum = staticmethod(min)
+
+
 # -- GUI-G1 box reward: scalar API ------------------------------------------------------------
 @dataclass(frozen=True)
 class GroundingWeights:
@@ -126,12 +156,23 @@ def _valid_box(box: Any) -> Box4 | None:
     return x1, y1, x2, y2
 
 
+def _overlap(lo1: Any, hi1: Any, lo2: Any, hi2: Any, xp: Any, reference: bool) -> tuple[Any, Any]:
+    """(overlap length, is it counted) on one axis. ``reference`` follows GUI-G1's float steps
+    (``(min(hi) - 1) - max(lo) > 0``, length ``that + 1``), so 1-px overlaps round exactly alike."""
+    lo = xp.maximum(lo1, lo2)
+    if reference:
+        d = (xp.minimum(hi1, hi2) - 1.0) - lo
+        return d + 1.0, d > 0
+    d = xp.minimum(hi1, hi2) - lo
+    return d, d > 0
+
+
 def box_iou(pred: Box4, gt: Box4, iou_convention: IouConvention = "continuous") -> float:
     """IoU of two ``(x1, y1, x2, y2)`` boxes; 0 when the union has zero area (see module doc)."""
-    iw = min(pred[2], gt[2]) - max(pred[0], gt[0])
-    ih = min(pred[3], gt[3]) - max(pred[1], gt[1])
-    floor = _iou_floor(iou_convention)
-    inter = iw * ih if (iw > floor and ih > floor) else 0.0
+    ref = _iou_floor(iou_convention) > 0
+    iw, okw = _overlap(pred[0], pred[2], gt[0], gt[2], _Scalar, ref)
+    ih, okh = _overlap(pred[1], pred[3], gt[1], gt[3], _Scalar, ref)
+    inter = iw * ih if (okw and okh) else 0.0
     union = (pred[2] - pred[0]) * (pred[3] - pred[1]) + (gt[2] - gt[0]) * (gt[3] - gt[1]) - inter
     return inter / union if union > 0 else 0.0
 
@@ -197,9 +238,9 @@ def _g1_terms(xp: Any, pred: Any, gt: Any, w: Any, h: Any, valid: Any, weights: 
     cx, cy = (px1 + px2) * 0.5, (py1 + py2) * 0.5
     hit = valid & (gx1 <= cx) & (cx <= gx2) & (gy1 <= cy) & (cy <= gy2)
 
-    iw = xp.minimum(px2, gx2) - xp.maximum(px1, gx1)
-    ih = xp.minimum(py2, gy2) - xp.maximum(py1, gy1)
-    inter = xp.where((iw > floor) & (ih > floor), iw * ih, 0.0 * iw)
+    iw, okw = _overlap(px1, px2, gx1, gx2, xp, floor > 0)
+    ih, okh = _overlap(py1, py2, gy1, gy2, xp, floor > 0)
+    inter = xp.where(okw & okh, iw * ih, 0.0 * iw)
     union = (px2 - px1) * (py2 - py1) + (gx2 - gx1) * (gy2 - gy1) - inter
     pos = valid & (union > 0)
     iou = xp.where(pos, inter / xp.where(pos, union, 1.0 + 0.0 * union), 0.0 * union)

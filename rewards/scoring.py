@@ -38,7 +38,7 @@ from typing import Any
 from guienv.actions import Action, ActionType
 from guienv.config import check_pixel_range
 from guienv.errors import DataError
-from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, Resize, Screen
+from guienv.frames import Frame, Resize, Screen, reference_resize
 from guienv.geometry import point_in_box
 from guienv.io import iter_jsonl, write_jsonl
 from guienv.parsing import parse_action, read_action
@@ -230,13 +230,17 @@ def score(
     out_dir: str | os.PathLike | None = None,
     *,
     frame: Frame | str = Frame.PIXEL,
-    min_pixels: int = QWEN_MIN_PIXELS,
-    max_pixels: int = QWEN_MAX_PIXELS,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
     splits: str | os.PathLike | None = None,
     subsplits: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Score ``predictions`` (JSONL) on ``benchmark`` data; write ``metrics.json`` and
-    ``verdicts.jsonl`` to ``out_dir`` when given. Returns the metrics dict."""
+    ``verdicts.jsonl`` to ``out_dir`` when given. Returns the metrics dict.
+
+    ``min_pixels``/``max_pixels`` left None take the published evaluation's settings
+    (:func:`guienv.frames.reference_resize`; ScreenSpot: ScreenSpot-Pro's Qwen2.5-VL evaluation),
+    else qwen-vl-utils' defaults; ``resize_source`` in the metrics says which."""
     if benchmark not in BENCHMARKS:
         raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {benchmark!r}")
     protocol = protocol or DEFAULT_PROTOCOL[benchmark]
@@ -244,6 +248,11 @@ def score(
     if protocol not in known:
         raise ValueError(f"unknown protocol {protocol!r} for {benchmark}; known: {known}")
     frame = Frame(frame)
+    ref = reference_resize(benchmark)
+    source = ref.source if ref is not None and min_pixels is None and max_pixels is None else "given or qwen-vl-utils default"
+    base = ref.resize if ref is not None else Resize()
+    min_pixels = base.min_pixels if min_pixels is None else min_pixels
+    max_pixels = base.max_pixels if max_pixels is None else max_pixels
     check_pixel_range(min_pixels, max_pixels)  # else every resized-frame prediction would score wrong
     resize = Resize(min_pixels=min_pixels, max_pixels=max_pixels)
     pred_path = Path(predictions)
@@ -255,7 +264,8 @@ def score(
         metrics, rows = _score_screenspot(samples, pred_path, frame, resize)
     metrics = {
         "benchmark": benchmark, "protocol": protocol, "data": str(data), "predictions": str(pred_path),
-        "frame": frame.value, "min_pixels": min_pixels, "max_pixels": max_pixels, **metrics,
+        "frame": frame.value, "min_pixels": min_pixels, "max_pixels": max_pixels,
+        "resize_source": source, **metrics,
     }
     if out_dir is not None:
         out = Path(out_dir)
@@ -272,6 +282,8 @@ def _fmt(v: Any) -> str:
 def summary_table(metrics: Mapping[str, Any]) -> str:
     """A short human-readable table of ``metrics`` (percentages)."""
     lines = [f"{metrics['benchmark']} / protocol={protocol_name(metrics['protocol'])}"]
+    if "resize_source" in metrics:
+        lines.append(f"resize: min_pixels={metrics['min_pixels']} max_pixels={metrics['max_pixels']} ({metrics['resize_source']})")
     if metrics["benchmark"] == "androidcontrol":
         lines.append(f"{'slice':<24} {'steps':>6} {'type':>6} {'ground':>6} {'SR':>6} {'episode':>7} {'missing':>7}")
         rows = [("overall", metrics["overall"])]

@@ -32,9 +32,8 @@ import numpy as np
 
 from guienv.actions import Action
 from guienv.frames import Frame, Resize, Screen
-from guienv.parsing import read_action
 from guienv.types import GroundingSample, ImageRef, Step
-from rewards.composite import CompositeConfig, CompositeReward
+from rewards.composite import PARSERS, CompositeConfig, CompositeReward, parse_completion
 from rewards.grounding import (
     GroundingWeights,
     IouConvention,
@@ -104,14 +103,19 @@ def grounding_reward_func(
     size_key: str = "image_size",
     frame_key: str = "frame",
     name: str | None = None,
+    parser: str = "lenient",
 ) -> RewardFunc:
     """A TRL reward function for one-step grounding (GUI-G1 ``total`` or one term).
 
     ``term``: ``total`` (GUI-G1), ``hit``, ``iou``, ``box``, ``gaussian`` (GUI-G2) or ``se_gui``.
     Completions are parsed with :func:`guienv.parsing.parse_action` in ``frame`` (a ``frame``
-    column overrides it per row) and scored in batch with :func:`rewards.grounding.gui_g1_rewards`."""
+    column overrides it per row) and scored in batch with :func:`rewards.grounding.gui_g1_rewards`.
+    ``parser="gui-g1"`` reads completions exactly as GUI-G1 does (see the ``gui-g1`` preset; use
+    ``iou_convention="reference"`` too for its reward)."""
     if term not in GROUNDING_TERMS:
         raise ValueError(f"term must be one of {GROUNDING_TERMS}, got {term!r}")
+    if parser not in PARSERS:
+        raise ValueError(f"parser must be one of {PARSERS}, got {parser!r}")
     default_frame = Frame(frame)
 
     def reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
@@ -123,7 +127,7 @@ def grounding_reward_func(
         frames = [Frame(f) if f else default_frame for f in kwargs.get(frame_key, [None] * n)] if frame_key in kwargs else [default_frame] * n
         preds = np.full((n, 4), np.nan)
         for i, c in enumerate(completions):
-            action = read_action(completion_text(c), Screen(sizes[i][0], sizes[i][1], resize), frames[i])
+            action = parse_completion(completion_text(c), Screen(sizes[i][0], sizes[i][1], resize), frames[i], parser, None)
             box = predicted_box(action) if action.is_valid else None
             if box is not None:
                 preds[i] = box

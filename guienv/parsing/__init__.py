@@ -49,8 +49,14 @@ Formats (``ParseResult.format``):
   ``'(x,y)'``, ``'<|box_start|>(x,y)<|box_end|>'``, ``'<point>x y</point>'`` or a 4-number box
   (its centre is used).
 * ``coordinate_tag`` -- bare ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` (Qwen2-VL / OS-Atlas),
-  ``<point>x y</point>`` or ``<bbox>x1 y1 x2 y2</bbox>``: 2 numbers -> click, 4 -> box.
-* ``bare_box`` ``[x1, y1, x2, y2]`` -> box; ``bare_point`` ``[x, y]`` or ``(x, y)`` -> click.
+  Qwen-VL's ``<box>(x1,y1),(x2,y2)</box>`` (SeeClick's base model; 0-1000 grid, so ``grid1000``),
+  ``<point>x y</point>`` or ``<bbox>x1 y1 x2 y2</bbox>``: 2 numbers -> click, 4 -> box (a box is
+  read as a box, never as its first corner; an inverted one is invalid).
+* ``bare_box`` ``[x1, y1, x2, y2]`` -> box; ``bare_point`` ``[x, y]`` or ``(x, y)`` -> click; an
+  answer that is *only* 2 or 4 comma-separated numbers without brackets (SeeClick's ``0.67, 0.97``,
+  ``normalized`` frame) reads the same way. Numbers inside prose are not read.
+* ``gui_g1`` strict reading (not part of this lenient parser): :mod:`guienv.parsing.gui_g1`
+  reproduces GUI-G1's own answer reader for its reward preset.
 
 Decisions (documented because published code differs):
 
@@ -91,8 +97,18 @@ candidate is parsed inside a guard that turns any exception (``RecursionError``,
 ...) into a skipped candidate.
 """
 
+from guienv.parsing.gui_g1 import read_gui_g1_box
 from guienv.parsing.read import as_action, read_action
 from guienv.parsing.text import ParseResult, parse_action, parse_action_detailed
 from guienv.parsing.values import MAX_CHARS, MAX_COORD
 
-__all__ = ["MAX_CHARS", "MAX_COORD", "ParseResult", "as_action", "parse_action", "parse_action_detailed", "read_action"]
+__all__ = [
+    "MAX_CHARS",
+    "MAX_COORD",
+    "ParseResult",
+    "as_action",
+    "parse_action",
+    "parse_action_detailed",
+    "read_action",
+    "read_gui_g1_box",
+]

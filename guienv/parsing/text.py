@@ -4,6 +4,7 @@ scan for bracketed spans and coordinate tags, and :func:`parse_action_detailed` 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +95,9 @@ def _spans(text: str) -> list[tuple[int, int, int]]:
     return out[:MAX_CANDIDATES]
 
 
-_TAGS = (("<|box_start|>", "<|box_end|>"), ("<point>", "</point>"), ("<bbox>", "</bbox>"))
+# Qwen-VL (SeeClick's base model) writes boxes as <box>(x1,y1),(x2,y2)</box> on the 0-1000 grid.
+_TAGS = (("<|box_start|>", "<|box_end|>"), ("<point>", "</point>"), ("<bbox>", "</bbox>"), ("<box>", "</box>"))
+_BARE_NUMBER = re.compile(r"-?\d+(?:\.\d*)?|-?\.\d+")
 
 
 def _tag_spans(text: str, low: str) -> list[tuple[int, int, int, int]]:
@@ -141,8 +144,11 @@ def _search(text: str, frame: Frame) -> tuple[_Found | None, _Found | None, str 
     bare: _Found | None = None
     reason: str | None = None
     recognised: _Found | None = None
+    failed_tags: list[tuple[int, int]] = []  # a bad tag's inner "(x1,y1)" must not be read as a point
     for start, end, kind, extra in cands[:MAX_CANDIDATES]:
         raw = text[start:end]
+        if any(a <= start and end <= b for a, b in failed_tags):
+            continue
         try:
             if kind == "tag":
                 nums = _numbers(text[extra[0] : extra[1]], "tag")
@@ -180,11 +186,31 @@ def _search(text: str, frame: Frame) -> tuple[_Found | None, _Found | None, str 
             recognised = recognised or _Found(None, exc.fmt, raw)
         except _Bad as exc:
             fmt = "coordinate_tag" if kind == "tag" else "uitars"
+            if kind == "tag":
+                failed_tags.append((start, end))
             reason = reason or f"{fmt}: {exc}"
             recognised = recognised or _Found(None, fmt, raw)
         except Exception as exc:  # noqa: BLE001 - hostile text must never escape as an exception
             reason = reason or f"unreadable candidate ({type(exc).__name__})"
     return recognised, bare, reason
+
+
+def _bare_numbers(region: str, frame: Frame) -> _Found | None:
+    """A region that is nothing but 2 (a point) or 4 (a box) comma-separated numbers, without
+    brackets: SeeClick answers ``0.67, 0.97``. Prose with numbers in it is not read."""
+    text = region.strip()
+    if not text or len(text) > 200:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) not in (2, 4) or not all(_BARE_NUMBER.fullmatch(p) for p in parts):
+        return None
+    try:
+        nums = [float(p) for p in parts]
+        if len(nums) == 2:
+            return _Found(_mk(ActionType.CLICK, frame, point=tuple(nums)), "bare_point", text)
+        return _Found(_mk(ActionType.BOX, frame, box=_box(nums, "box")), "bare_box", text)
+    except _Bad:
+        return None
 
 
 # -- wrappers ---------------------------------------------------------------------------------
@@ -256,6 +282,8 @@ def parse_action_detailed(text: Any, *, frame: Frame | str = Frame.PIXEL) -> Par
         for region in regions:  # the first region with a valid action wins
             found, bare, reason = _search(region, frame)
             hit = found if found is not None and found.action is not None else bare
+            if hit is None:
+                hit = _bare_numbers(region, frame)
             if hit is not None:
                 if tagged:
                     answer = region

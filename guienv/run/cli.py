@@ -50,6 +50,16 @@ def make_agent(name: str, args: argparse.Namespace, template: str):
     ))
 
 
+def _reference_pixels(args: argparse.Namespace, benchmark: str) -> None:
+    """Unset --min/--max-pixels take the benchmark's published evaluation settings, if any."""
+    from guienv.frames import reference_resize
+
+    ref = reference_resize(benchmark)
+    if ref is not None and args.min_pixels is None and args.max_pixels is None:
+        args.min_pixels, args.max_pixels = ref.resize.min_pixels, ref.resize.max_pixels
+        print(f"resize: min_pixels={args.min_pixels} max_pixels={args.max_pixels} ({ref.source})")
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     cfg = EvalConfig(
         benchmark=args.benchmark,
@@ -71,6 +81,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     check_config(cfg)
     check_pixel_range(args.min_pixels, args.max_pixels, ("--min-pixels", "--max-pixels"))
     template = args.template or default_template(cfg.benchmark, cfg.mode)
+    _reference_pixels(args, cfg.benchmark)
     for name in args.agent:
         agent = make_agent(name, args, template)
         out = args.out if len(args.agent) == 1 else f"{args.out}/{name}"
@@ -165,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--frame", choices=["pixel", "normalized", "grid1000", "resized"],
                    help="the model's coordinate frame (qwen: from the checkpoint's family; api: resized)")
     m.add_argument("--min-pixels", type=int, help="smart-resize min_pixels of the resized frame")
-    m.add_argument("--max-pixels", type=int, help="smart-resize max_pixels of the resized frame (default 1280*28*28)")
+    m.add_argument("--max-pixels", type=int, help="smart-resize max_pixels of the resized frame (default: the benchmark's reference "
+                   "evaluation, see guienv.frames.REFERENCE_RESIZE; else 1280*28*28)")
     m.add_argument("--max-new-tokens", type=int, default=256)
     m.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     m.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"], help="qwen")

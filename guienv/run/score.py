@@ -10,7 +10,7 @@ from pathlib import Path
 
 from guienv.config import check_pixel_range
 from guienv.errors import DataError
-from guienv.frames import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame
+from guienv.frames import Frame, Resize, reference_resize
 from rewards.action_match import PROTOCOLS
 from rewards.scoring import BENCHMARKS, score, summary_table
 
@@ -28,8 +28,10 @@ def add_score_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output directory for metrics.json and verdicts.jsonl")
     parser.add_argument("--frame", default="pixel", choices=[f.value for f in Frame],
                         help="coordinate frame of 'text' predictions without their own 'frame' (default pixel)")
-    parser.add_argument("--min-pixels", type=int, default=QWEN_MIN_PIXELS, help="smart-resize min_pixels (resized frame)")
-    parser.add_argument("--max-pixels", type=int, default=QWEN_MAX_PIXELS, help="smart-resize max_pixels (resized frame)")
+    parser.add_argument("--min-pixels", type=int, default=None,
+                        help="smart-resize min_pixels (resized frame; default: the benchmark's reference evaluation)")
+    parser.add_argument("--max-pixels", type=int, default=None,
+                        help="smart-resize max_pixels (resized frame; default: the benchmark's reference evaluation)")
     parser.add_argument("--splits", help="androidcontrol: splits.json (sets per-split metrics)")
     parser.add_argument("--subsplits", help="androidcontrol: test_subsplits.json (sets per-subsplit metrics)")
     return parser
@@ -39,7 +41,10 @@ def score_main(args: argparse.Namespace) -> int:
     """Run :func:`rewards.scoring.score` from parsed :func:`add_score_args` arguments; print a summary.
     Returns 0, or 2 with the error on stderr for bad data or arguments."""
     try:
-        check_pixel_range(args.min_pixels, args.max_pixels, ("--min-pixels", "--max-pixels"))
+        ref = reference_resize(args.benchmark)
+        base = ref.resize if ref is not None else Resize()
+        check_pixel_range(base.min_pixels if args.min_pixels is None else args.min_pixels,
+                          base.max_pixels if args.max_pixels is None else args.max_pixels, ("--min-pixels", "--max-pixels"))
         metrics = score(
             args.benchmark, args.data, args.predictions, args.protocol, args.out,
             frame=args.frame, min_pixels=args.min_pixels, max_pixels=args.max_pixels,

@@ -82,7 +82,7 @@ def test_gui_g1_preset_equals_the_reward_function(g1_sample):
 
 
 def test_gui_r1_preset_levels():
-    s, reward = click_step(), CompositeReward("gui-r1")
+    s, reward = click_step(), CompositeReward("gui-r1-lenient")
     assert reward(answer("tap the button", CLICK_OK), s).total == pytest.approx(1.0)
     assert reward(answer(None, CLICK_OK), s).total == pytest.approx(0.8)  # no <think>: no format credit
     assert reward(answer("x", CLICK_MISS), s).total == pytest.approx(0.2)
@@ -142,7 +142,7 @@ def test_config_from_yaml_file(tmp_path):
     )
     cfg = CompositeConfig.from_yaml(path)
     assert cfg.frame == "grid1000"
-    assert cfg.terms == PRESETS["gui-r1"].terms
+    assert cfg.terms == PRESETS["gui-r1-lenient"].terms
     assert CompositeConfig.from_yaml(str(path)).to_dict() == cfg.to_dict()
     # 0-1000 grid click at the GT point (540/1080, 1200/2400) -> (500, 500)
     r = CompositeReward(cfg)(answer("x", '{"action": "click", "coordinate": [500, 500]}'), click_step())
@@ -220,8 +220,8 @@ def test_grounding_reward_func_with_trl_calling_convention(g1_sample):
 
 
 def test_composite_reward_func_with_steps_and_samples(g1_sample):
-    fn = composite_reward_func("gui-r1")
-    assert fn.__name__ == "gui_r1"
+    fn = composite_reward_func("gui-r1-lenient")
+    assert fn.__name__ == "gui_r1_lenient"
     gt = Action.click(540, 1200).to_dict()
     cands = [[[440, 1100, 640, 1300]]] * 3
     texts = [answer("x", CLICK_OK), answer(None, CLICK_OK), answer("x", CLICK_MISS)]
