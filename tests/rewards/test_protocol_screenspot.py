@@ -17,8 +17,9 @@ from guienv.frames import Frame, Resize, Screen, convert_point, reference_resize
 from guienv.io import encode_png
 from guienv.parsing import parse_action_detailed
 from guienv.run.cli import _reference_pixels
+from guienv.run.score import add_score_args, score_main
 from guienv.types import GroundingSample, ImageRef
-from rewards.scoring import add_score_args, score, score_main
+from rewards.scoring import score
 from tasks.screenspot import load_screenspot, write_screenspot
 
 
