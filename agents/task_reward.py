@@ -12,7 +12,7 @@ from guienv.frames import Frame
 from guienv.geometry import point_in_box
 from guienv.types import GroundingSample, Step
 from rewards.action_match import match_step
-from rewards.composite import PRESETS, CompositeConfig, CompositeReward
+from rewards.composite import CompositeReward, composite_config
 from rewards.grounding import predicted_box
 from rewards.hybrid import HybridItem
 
@@ -41,16 +41,7 @@ class TaskReward:
 
     def __init__(self, composite: Any = "gui-g1", policy_frame: Frame | None = None, resize: Any = None,
                  hybrid: Any = None, protocol: str = "plain"):
-        import copy
-
-        if isinstance(composite, str):
-            if composite not in PRESETS:
-                raise ValueError(f"unknown reward preset {composite!r}; known: {sorted(PRESETS)}")
-            cfg = copy.deepcopy(PRESETS[composite])
-        elif isinstance(composite, CompositeConfig):
-            cfg = copy.deepcopy(composite)
-        else:
-            cfg = CompositeConfig.from_dict(composite)
+        cfg = composite_config(composite)
         if policy_frame is not None:
             cfg.frame = Frame(policy_frame).value
         if resize is not None:

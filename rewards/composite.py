@@ -332,16 +332,24 @@ class CompositeResult:
     action: Action
 
 
+def composite_config(spec: CompositeConfig | str | Mapping[str, Any]) -> CompositeConfig:
+    """A fresh :class:`CompositeConfig` from a preset name, a mapping (parsed YAML) or a config
+    (copied, so callers may adjust the frame or pixel bounds without touching the preset)."""
+    if isinstance(spec, str):
+        if spec not in PRESETS:
+            raise ValueError(f"unknown composite preset {spec!r}; known: {sorted(PRESETS)}")
+        return copy.deepcopy(PRESETS[spec])
+    if isinstance(spec, CompositeConfig):
+        return copy.deepcopy(spec)
+    return CompositeConfig.from_dict(spec)
+
+
 class CompositeReward:
     """Callable ``reward(completion, target) -> CompositeResult`` built from a config or preset name."""
 
     def __init__(self, config: CompositeConfig | str | Mapping[str, Any]):
-        if isinstance(config, str):
-            if config not in PRESETS:
-                raise ValueError(f"unknown composite preset {config!r}; known: {sorted(PRESETS)}")
-            config = copy.deepcopy(PRESETS[config])
-        elif isinstance(config, Mapping):
-            config = CompositeConfig.from_dict(config)
+        if not isinstance(config, CompositeConfig):
+            config = composite_config(config)
         if not config.terms:
             raise ValueError("a composite reward needs at least one term")
         self.config = config
