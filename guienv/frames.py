@@ -183,3 +183,15 @@ def reference_resize(benchmark: str, family: str = "qwen2.5-vl") -> ReferenceRes
     when guienv knows none (callers keep their own defaults then). Only the ``resized`` frame
     (Qwen2.5-VL) depends on them: ``normalized``/``grid1000`` answers map back without a resize."""
     return REFERENCE_RESIZE.get((benchmark, family))
+
+
+def resolve_pixels(benchmark: str, min_pixels: int | None = None, max_pixels: int | None = None,
+                   family: str = "qwen2.5-vl") -> tuple[int, int, str]:
+    """``(min_pixels, max_pixels, source)``: each bound left None takes the benchmark's published
+    evaluation setting (:func:`reference_resize`), else qwen-vl-utils' default; ``source`` names
+    where the bounds came from. ``guienv eval`` and ``guienv score`` resolve them the same way."""
+    ref = reference_resize(benchmark, family)
+    base = ref.resize if ref is not None else Resize()
+    source = ref.source if ref is not None and min_pixels is None and max_pixels is None else "given or qwen-vl-utils default"
+    return (base.min_pixels if min_pixels is None else min_pixels,
+            base.max_pixels if max_pixels is None else max_pixels, source)

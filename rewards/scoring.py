@@ -38,7 +38,7 @@ from typing import Any
 from guienv.actions import Action, ActionType
 from guienv.config import check_pixel_range
 from guienv.errors import DataError
-from guienv.frames import Frame, Resize, Screen, reference_resize
+from guienv.frames import Frame, Resize, Screen, resolve_pixels
 from guienv.geometry import point_in_box
 from guienv.io import iter_jsonl, write_jsonl
 from guienv.parsing import parse_action, read_action
@@ -234,9 +234,11 @@ def score(
     max_pixels: int | None = None,
     splits: str | os.PathLike | None = None,
     subsplits: str | os.PathLike | None = None,
+    pixel_keys: tuple[str, str] = ("min_pixels", "max_pixels"),
 ) -> dict[str, Any]:
     """Score ``predictions`` (JSONL) on ``benchmark`` data; write ``metrics.json`` and
-    ``verdicts.jsonl`` to ``out_dir`` when given. Returns the metrics dict.
+    ``verdicts.jsonl`` to ``out_dir`` when given. Returns the metrics dict. ``pixel_keys`` name the
+    bounds in errors (the CLI's ``--min-pixels``/``--max-pixels``).
 
     ``min_pixels``/``max_pixels`` left None take the published evaluation's settings
     (:func:`guienv.frames.reference_resize`; ScreenSpot: ScreenSpot-Pro's Qwen2.5-VL evaluation),
@@ -248,12 +250,8 @@ def score(
     if protocol not in known:
         raise ValueError(f"unknown protocol {protocol!r} for {benchmark}; known: {known}")
     frame = Frame(frame)
-    ref = reference_resize(benchmark)
-    source = ref.source if ref is not None and min_pixels is None and max_pixels is None else "given or qwen-vl-utils default"
-    base = ref.resize if ref is not None else Resize()
-    min_pixels = base.min_pixels if min_pixels is None else min_pixels
-    max_pixels = base.max_pixels if max_pixels is None else max_pixels
-    check_pixel_range(min_pixels, max_pixels)  # else every resized-frame prediction would score wrong
+    min_pixels, max_pixels, source = resolve_pixels(benchmark, min_pixels, max_pixels)
+    check_pixel_range(min_pixels, max_pixels, pixel_keys)  # else every resized-frame prediction would score wrong
     resize = Resize(min_pixels=min_pixels, max_pixels=max_pixels)
     pred_path = Path(predictions)
     if benchmark == "androidcontrol":

@@ -51,13 +51,14 @@ def make_agent(name: str, args: argparse.Namespace, template: str):
 
 
 def _reference_pixels(args: argparse.Namespace, benchmark: str) -> None:
-    """Unset --min/--max-pixels take the benchmark's published evaluation settings, if any."""
-    from guienv.frames import reference_resize
+    """With neither --min-pixels nor --max-pixels given, the benchmark's published evaluation
+    settings (:func:`guienv.frames.resolve_pixels`), if it has any; a bound given by hand leaves
+    the other to the agent's own default."""
+    from guienv.frames import reference_resize, resolve_pixels
 
-    ref = reference_resize(benchmark)
-    if ref is not None and args.min_pixels is None and args.max_pixels is None:
-        args.min_pixels, args.max_pixels = ref.resize.min_pixels, ref.resize.max_pixels
-        print(f"resize: min_pixels={args.min_pixels} max_pixels={args.max_pixels} ({ref.source})")
+    if reference_resize(benchmark) is not None and args.min_pixels is None and args.max_pixels is None:
+        args.min_pixels, args.max_pixels, source = resolve_pixels(benchmark)
+        print(f"resize: min_pixels={args.min_pixels} max_pixels={args.max_pixels} ({source})")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -8,9 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from guienv.config import check_pixel_range
 from guienv.errors import DataError
-from guienv.frames import Frame, Resize, reference_resize
+from guienv.frames import Frame
 from rewards.action_match import PROTOCOLS
 from rewards.scoring import BENCHMARKS, score, summary_table
 
@@ -41,14 +40,11 @@ def score_main(args: argparse.Namespace) -> int:
     """Run :func:`rewards.scoring.score` from parsed :func:`add_score_args` arguments; print a summary.
     Returns 0, or 2 with the error on stderr for bad data or arguments."""
     try:
-        ref = reference_resize(args.benchmark)
-        base = ref.resize if ref is not None else Resize()
-        check_pixel_range(base.min_pixels if args.min_pixels is None else args.min_pixels,
-                          base.max_pixels if args.max_pixels is None else args.max_pixels, ("--min-pixels", "--max-pixels"))
         metrics = score(
             args.benchmark, args.data, args.predictions, args.protocol, args.out,
             frame=args.frame, min_pixels=args.min_pixels, max_pixels=args.max_pixels,
             splits=getattr(args, "splits", None), subsplits=getattr(args, "subsplits", None),
+            pixel_keys=("--min-pixels", "--max-pixels"),
         )
     except (DataError, ValueError) as exc:
         print(f"guienv score: error: {exc}", file=sys.stderr)

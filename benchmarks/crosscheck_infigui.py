@@ -4,7 +4,7 @@ Not part of the tests: it needs the peer files, taken from a clone of ``Reallm-L
 
     mkdir -p /tmp/peer && for f in evaluate_android_control.py android_control.py; do
         git -C InfiGUI-R1 show HEAD:eval/android_control/$f > /tmp/peer/$f; done
-    python benchmarks/infigui_crosscheck.py /tmp/peer 2000
+    python benchmarks/crosscheck_infigui.py /tmp/peer 2000
 
 Writes seeded episodes as UI-S1 JSONL (guienv's writer), seeded model outputs of every action kind
 (reference vocabulary, guienv's lenient names, broken calls), scores them with the reference's
