@@ -125,7 +125,8 @@ class GRPOTrainerConfig:
 class Rollout:
     """A step's sampled groups: ``tasks`` (one per group), ``prompts`` (encoded), ``completions``
     (token lists, group-major: group g holds rows ``g*G .. g*G+G-1``), their ``scored`` rewards,
-    ``advantages`` and per-row ``weights``."""
+    ``advantages`` and per-row ``weights``. ``row_prompts`` (multi-turn, :mod:`agents.multiturn_trainer`):
+    one prompt per row instead (every turn of a trajectory has its own prompt)."""
 
     task_ids: list[int]
     prompts: list[Encoded]
@@ -135,6 +136,10 @@ class Rollout:
     weights: np.ndarray
     group_size: int
     texts: list[str] = field(default_factory=list)
+    row_prompts: list[Encoded] | None = None
+
+    def prompt_of(self, row: int) -> Encoded:
+        return self.row_prompts[row] if self.row_prompts is not None else self.prompts[row // self.group_size]
 
     @property
     def rewards(self) -> np.ndarray:
@@ -184,6 +189,8 @@ class GRPOTrainer:
         self.autocast = autocast
         self.loss_config = config.loss_config()
         self.outcomes: list[tuple[int, int]] = []  # (task id, hits) of every group of the last collect
+        # What a rank with no rows left feeds its zero-weight dummy row (it must join the collectives).
+        self.dummy_prompt: Callable[[], Encoded] = lambda: self.policy.encode(self.tasks[0])
         if config.beta and ref_model is None and not hasattr(policy.model, "disable_adapter"):
             raise ValueError("beta > 0 needs a reference model (or a peft policy whose adapter can be disabled)")
 
@@ -312,9 +319,8 @@ class GRPOTrainer:
 
         from agents.grpo_loss import grpo_loss
         cfg, lc, d = self.config, self.loss_config, self.dist
-        G = ro.group_size
         rows = list(range(len(ro.completions)))
-        prompts_of = [ro.prompts[r // G] for r in rows]
+        prompts_of = [ro.prompt_of(r) for r in rows]
         n_tok = float(sum(len(ro.completions[r]) for r in rows))
         glob_rows, glob_tok = d.all_reduce_sum([len(rows), n_tok])
         stats = {"loss": 0.0, "clip_frac": 0.0, "kl": 0.0, "ratio": 0.0, "grad_norm": 0.0, "update_tokens": glob_tok}
@@ -322,9 +328,9 @@ class GRPOTrainer:
             return {**stats, "skipped_update": 1.0}
         empty = not rows
         if empty:  # this rank has nothing left but must join the collective: a zero-weight dummy row
-            ro = Rollout([0], [self.policy.encode(self.tasks[0])], [[self.policy.eos_ids[0]]],
+            ro = Rollout([0], [self.dummy_prompt()], [[self.policy.eos_ids[0]]],
                          [Scored(0.0, {}, False, False)], np.zeros(1), np.zeros(1), 1)
-            rows, prompts_of, G = [0], [ro.prompts[0]], 1
+            rows, prompts_of = [0], [ro.prompts[0]]
         mbs = micro_batches(len(rows), cfg.micro_batch_size)
         adv = torch.as_tensor(ro.advantages, dtype=torch.float32)
         wts = torch.as_tensor(ro.weights, dtype=torch.float32)

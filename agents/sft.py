@@ -119,6 +119,10 @@ class SFTTrainer:
         self._answers: dict[int, list[int]] = {}
         self._eos = [int(tok.eos_token_id)]
 
+    def prompt(self, i: int) -> Any:
+        """The encoded prompt of sample ``i``."""
+        return self.policy.encode(self.tasks[i])
+
     def answer_ids(self, i: int) -> list[int]:
         if i not in self._answers:
             text = target_answer(self.tasks[i], self.policy.frame, self.policy.resize)
@@ -142,7 +146,7 @@ class SFTTrainer:
         for j, mb in enumerate(mbs):
             last = j == len(mbs) - 1
             with gradient_sync(self.train_model, last), (torch.autocast(self.policy.device.type, dtype=self.autocast) if self.autocast else contextlib.nullcontext()):
-                prompts = [self.policy.encode(self.tasks[mine[r]]) for r in mb]
+                prompts = [self.prompt(mine[r]) for r in mb]
                 logp, mask = self.policy.token_logprobs(self.train_model, prompts, [answers[r] for r in mb])
                 loss_sum = -(logp * mask).sum()
                 (loss_sum / glob_tok * d.world).backward()
@@ -155,3 +159,17 @@ class SFTTrainer:
         total, correct = d.all_reduce_sum([total, correct])
         return {"sft_loss": total / glob_tok, "sft_token_acc": correct / glob_tok, "grad_norm": float(gn),
                 "lr": float(self.optimizer.param_groups[0]["lr"])}
+
+
+class DemoSFTTrainer(SFTTrainer):
+    """The warm-up on expert demonstrations of multi-turn tasks (:class:`agents.experts.Demonstration`:
+    an encoded prompt and the answer text): same loss and batching as :class:`SFTTrainer`."""
+
+    def prompt(self, i: int) -> Any:
+        return self.tasks[i].prompt
+
+    def answer_ids(self, i: int) -> list[int]:
+        if i not in self._answers:
+            ids = self.policy.tokenizer(self.tasks[i].answer, add_special_tokens=False)["input_ids"]
+            self._answers[i] = list(ids) + self._eos
+        return self._answers[i]

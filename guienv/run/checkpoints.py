@@ -22,7 +22,10 @@ from guienv.errors import DataError
 from guienv.run.distributed import barrier
 
 __all__ = ["CheckpointSaveError", "check_checkpoint", "checkpoint_dir", "latest_checkpoint", "load_optimizer",
-           "load_rng", "load_scheduler", "read_state", "save_checkpoint", "save_model"]
+           "load_rng", "load_scheduler", "prepare_out", "read_state", "save_checkpoint", "save_model", "seed_all"]
+
+# Outputs of an earlier run that --no-resume removes (checkpoints/ and tb/ too).
+RUN_FILES = ("metrics.jsonl", "pass_rates.json", "eval_before.json", "eval_after_sft.json", "demonstrations.json")
 
 MANIFEST = "complete.json"
 # Errors of a write that ran out of room: ENOSPC, or EFBIG/EDQUOT (a file-size limit, a quota).
@@ -119,7 +122,8 @@ def save_model(policy, path: Path, fsdp: bool, dist) -> None:
         path.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(path)
         policy.tokenizer.save_pretrained(path)
-        policy.image_processor.save_pretrained(path)
+        if getattr(policy, "image_processor", None) is not None:  # text policies have none
+            policy.image_processor.save_pretrained(path)
 
 
 def save_checkpoint(out: Path, step: int, policy, optimizer, scheduler, state: dict, dist, fsdp: bool, keep: int) -> Path:
@@ -256,3 +260,30 @@ def load_rng(ckpt: Path, rank: int) -> None:
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+# -- the run directory ------------------------------------------------------------------------
+def seed_all(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def prepare_out(out: Path, dist, resume: bool) -> Path | None:
+    """Create ``out`` (or clear an earlier run's outputs without ``resume``); the checkpoint to resume from."""
+    if dist.is_main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(out, f"cannot create the output directory (--out): {exc.strerror or exc}") from None
+    barrier(dist)
+    ckpt = latest_checkpoint(out) if resume else None
+    if not resume and dist.is_main and (out / "checkpoints").exists():
+        shutil.rmtree(out / "checkpoints")
+        for f in RUN_FILES:
+            (out / f).unlink(missing_ok=True)
+        shutil.rmtree(out / "tb", ignore_errors=True)
+    barrier(dist)
+    return ckpt

@@ -36,8 +36,6 @@ import argparse
 import dataclasses
 import json
 import os
-import random
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -49,13 +47,14 @@ import numpy as np
 
 from guienv.errors import DataError
 from guienv.run.checkpoints import (
-    latest_checkpoint,
     load_optimizer,
     load_rng,
     load_scheduler,
+    prepare_out,
     read_state,
     save_checkpoint,
     save_model,
+    seed_all,
 )
 from guienv.run.command import run_command
 from guienv.run.distributed import barrier, init_distributed, wrap_distributed
@@ -74,8 +73,6 @@ from tasks.curriculum import CurriculumConfig
 
 __all__ = ["add_train_args", "main", "train"]
 
-# Outputs of an earlier run that --no-resume removes (checkpoints/ and tb/ too).
-_RUN_FILES = ("metrics.jsonl", "pass_rates.json", "eval_before.json", "eval_after_sft.json")
 
 
 @dataclass
@@ -124,32 +121,6 @@ class _Phase:
 
 
 # -- setup ----------------------------------------------------------------------------------------
-def _seed_all(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _prepare_out(out: Path, dist, resume: bool) -> Path | None:
-    """Create ``out`` (or clear an earlier run's outputs without ``resume``); the checkpoint to resume from."""
-    if dist.is_main:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DataError(out, f"cannot create the output directory (--out): {exc.strerror or exc}") from None
-    barrier(dist)
-    ckpt = latest_checkpoint(out) if resume else None
-    if not resume and dist.is_main and (out / "checkpoints").exists():
-        shutil.rmtree(out / "checkpoints")
-        for f in _RUN_FILES:
-            (out / f).unlink(missing_ok=True)
-        shutil.rmtree(out / "tb", ignore_errors=True)
-    barrier(dist)
-    return ckpt
-
-
 def _check_settings(cfg: TrainConfig, dist, fsdp: bool) -> None:
     if fsdp and cfg.model.lora is not None:
         raise ValueError("train.distributed=fsdp with model.lora is not supported; use ddp for LoRA")
@@ -184,7 +155,7 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, start: int, log
         import yaml
 
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    _seed_all(cfg.train.seed + dist.rank)
+    seed_all(cfg.train.seed + dist.rank)
     fsdp = cfg.train.distributed == "fsdp" and dist.active
     _check_settings(cfg, dist, fsdp)
     base_path = resolve_model_path(cfg.model, out, dist)
@@ -456,12 +427,16 @@ def train(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = True, stop
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-checkpoint "Writing model shards" bars would bury the run's own
+    if cfg.data.source == "env":  # multi-turn training online: its own loop
+        from guienv.run.train_multiturn import train_multiturn
+
+        return train_multiturn(cfg, out, resume=resume, stop_after=stop_after, log=log)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(out, "the output directory (--out) is a file; give a directory (created if missing)")
     check_model_path(cfg.model.path)
     dist = init_distributed(cfg.train.distributed, cfg.model.device)
-    ckpt = _prepare_out(out, dist, resume)
+    ckpt = prepare_out(out, dist, resume)
     state = read_state(ckpt) if ckpt else {}
     start = int(state.get("step", 0))
     s = _setup(cfg, out, dist, ckpt, start, log)

@@ -3,7 +3,8 @@
 ``model`` (:class:`ModelConfig`, LoRA via peft as an option), ``data`` (:class:`DataConfig`),
 ``reward`` (:class:`RewardConfig`), ``curriculum`` (:class:`~tasks.curriculum.CurriculumConfig`),
 ``grpo`` (:class:`~agents.grpo.GRPOTrainerConfig`), ``sft`` (:class:`~agents.sft.SFTConfig`) and
-``train`` (:class:`RunConfig`). Every key is optional. The file is read through
+``train`` (:class:`RunConfig`), and for multi-turn training online (``data.source: env``)
+``multiturn`` (:class:`~agents.multiturn.MultiTurnConfig`). Every key is optional. The file is read through
 :func:`guienv.config.load_yaml`, so unknown keys and wrong types (``train.steps=ten``,
 ``train.steps=1.5``) are errors naming the file and the dotted key when the file loads, before any
 model does.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from agents.grpo import PRECISIONS, GRPOTrainerConfig
+from agents.multiturn import MultiTurnConfig
 from agents.sft import SFTConfig
 from guienv.config import ConfigValueError, check_pixel_range, config_to_dict, load_config, load_yaml
 from guienv.frames import QWEN_MIN_PIXELS
@@ -24,7 +26,8 @@ from tasks.curriculum import CurriculumConfig
 
 __all__ = ["DataConfig", "LoraConfig", "ModelConfig", "RewardConfig", "RunConfig", "TrainConfig"]
 
-SOURCES = ("synthapp", "screenspot", "androidcontrol")
+SOURCES = ("synthapp", "screenspot", "androidcontrol", "env")
+MODEL_KINDS = ("vl", "text")
 LANGUAGE_LINEARS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
@@ -43,10 +46,14 @@ class LoraConfig:
 @dataclass
 class ModelConfig:
     """``path``: a Qwen2.5-VL/Qwen2-VL HF folder or hub id, or ``tiny`` (a tiny random-init
-    Qwen2.5-VL built into ``DIR/tiny-model``, :mod:`agents.tiny_model`). ``precision``: ``fp32``,
-    ``bf16`` (bf16 weights) or ``bf16-mixed`` (fp32 weights, bf16 autocast)."""
+    Qwen2.5-VL built into ``DIR/tiny-model``, :mod:`agents.tiny_model`). ``kind``: ``vl`` (a
+    vision-language policy, screen envs) or ``text`` (a causal LM chat model such as Qwen2.5-Instruct
+    for text envs, multi-turn training only; ``tiny`` then builds the tiny text model into
+    ``DIR/tiny-text-model``). ``precision``: ``fp32``, ``bf16`` (bf16 weights) or ``bf16-mixed``
+    (fp32 weights, bf16 autocast)."""
 
     path: str = "tiny"
+    kind: str = "vl"
     template: str = "gui-g1"
     min_pixels: int = QWEN_MIN_PIXELS
     max_pixels: int = 1280 * 28 * 28
@@ -70,6 +77,8 @@ class ModelConfig:
             raise ValueError(f"model.tiny: unknown field(s) {unknown}; known: {sorted(known)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.kind not in MODEL_KINDS:
+            raise ConfigValueError("kind", f"must be one of {MODEL_KINDS}, got {self.kind!r}")
         check_pixel_range(self.min_pixels, self.max_pixels)
 
 
@@ -85,7 +94,13 @@ class DataConfig:
     one task per step (``template`` androidcontrol-low/high; ``history_images`` previous screens
     shown as extra images); held out as for screenspot, by episode.
     ``prefilter_k``: GUI-G1's data filter: sample k answers per task with the starting model and
-    drop tasks it gets all right or all wrong."""
+    drop tasks it gets all right or all wrong.
+    ``env`` (multi-turn training online, :mod:`guienv.run.train_env`): episodes of the Gymnasium env
+    ``env_id`` made with ``env_kwargs``; ``train_size`` training tasks and ``eval_size`` held-out
+    ones (SynthApp: app tasks of dataset ``seed`` / ``seed + 1000`` with ``steps`` actions, cycled
+    over the list; ALFWorld: the env's games in turn; other envs: reset seeds), ``options`` added to
+    every reset; ``expert`` plays the SFT warm-up's demonstrations (``auto``: by env id, see
+    :mod:`agents.experts`; ``none``)."""
 
     source: str = "synthapp"
     train_size: int = 256
@@ -99,10 +114,23 @@ class DataConfig:
     template: str | None = None  # default: model.template for grounding, androidcontrol-low for steps
     history_images: int = 0
     prefilter_k: int = 0
+    env_id: str | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    steps: list[int] = field(default_factory=lambda: [2, 3, 4])
+    options: dict[str, Any] = field(default_factory=dict)
+    expert: str = "auto"
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"data source must be one of {SOURCES}, got {self.source!r}")
+        if self.source == "env":
+            if not self.env_id:
+                raise ConfigValueError("env_id", "data.source env needs data.env_id (e.g. guienv/SynthApp-v0)")
+            if not self.steps or any(int(k) < 1 for k in self.steps):
+                raise ConfigValueError("steps", f"must be a non-empty list of positive lengths, got {self.steps!r}")
+            if self.train_size < 1:
+                raise ConfigValueError("train_size", f"must be >= 1, got {self.train_size}")
+            return
         if self.source != "synthapp" and not self.path:
             raise ValueError(f"data source {self.source!r} needs data.path")
         if self.prefilter_k == 1:
@@ -164,6 +192,7 @@ class TrainConfig:
     grpo: GRPOTrainerConfig = field(default_factory=GRPOTrainerConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     train: RunConfig = field(default_factory=RunConfig)
+    multiturn: MultiTurnConfig = field(default_factory=MultiTurnConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "<train config>") -> TrainConfig:
@@ -176,6 +205,8 @@ class TrainConfig:
         return load_yaml(cls, path, overrides)
 
     def __post_init__(self) -> None:
+        if self.model.kind == "text" and self.data.source != "env":
+            raise ConfigValueError("model.kind", "a text policy trains on env tasks only (data.source: env)")
         # The warm-up's counts, checked here: a negative sft.steps would shorten the GRPO phase.
         for key, low in (("steps", 0), ("batch_size", 1), ("micro_batch_size", 1), ("warmup_steps", 0)):
             value = getattr(self.sft, key, low)
