@@ -295,8 +295,10 @@ class InlinePool(EnvPool):
 
 def _worker(conn, spec: EnvSpec) -> None:
     """A ``process`` slot: answer ``(op, args)`` messages until ``close`` or the pipe closes."""
-    if hasattr(os, "setpgid"):
+    try:
         os.setpgid(0, 0)  # its own process group, so teardown also kills what the env started (Chromium, ...)
+    except (AttributeError, OSError):
+        pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
     server = _EnvServer(spec)
     try:
@@ -332,6 +334,7 @@ class ProcessPool(EnvPool):
         self._procs: list[Any] = [None] * size
         self._conns: list[Any] = [None] * size
         self._ready = [False] * size
+        self._stuck: set[int] = set()  # slots whose worker timed out: killed without waiting for it
         for slot in range(size):
             self._start(slot)
 
@@ -351,14 +354,15 @@ class ProcessPool(EnvPool):
             except Exception:
                 pass
         if proc is not None:
-            _reap(proc, _JOIN_S)
+            _reap(proc, 0.0 if slot in self._stuck else _JOIN_S)
+        self._stuck.discard(slot)
         if conn is not None:
             conn.close()
 
     def _close_all(self) -> None:
         # Ask every worker to close first, then wait for all of them together.
         procs = [p for p in self._procs if p is not None]
-        for slot, conn in enumerate(self._conns):
+        for conn in self._conns:
             if conn is not None:
                 try:
                     conn.send(("close", ()))
@@ -394,6 +398,7 @@ class ProcessPool(EnvPool):
     def _answer(self, slot: int, deadline: float, op: str) -> tuple[str, Any]:
         answer = self._receive(slot, deadline)
         if answer is None:
+            self._stuck.add(slot)
             return "err", self._timed_out(op)
         if answer[0] == "died":
             return "err", f"worker died (exit code {answer[1]})"
@@ -415,7 +420,10 @@ class ProcessPool(EnvPool):
                 try:
                     self._conns[slot].send((op, args))
                 except Exception as exc:
-                    answers[slot] = ("err", f"sending the {op} request failed: {_describe(exc)}")
+                    proc = self._procs[slot]
+                    proc.join(0.1)
+                    answers[slot] = ("err", f"worker died (exit code {proc.exitcode})" if not proc.is_alive()
+                                     else f"sending the {op} request failed: {_describe(exc)}")
         deadline = time.monotonic() + self.step_timeout_s
         for slot, op, _ in calls:
             if slot not in answers:

@@ -4,6 +4,7 @@ concurrent steps, faults as error results (real envs, real worker processes, a r
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_synthapp_episodes_match_the_env(kind, reference):
         assert pool.stats == {"errors": 0, "restarts": 0, "timeouts": 0}
 
 
-def test_process_slots_step_in_parallel():
+def test_process_slots_step_in_parallel_and_a_killed_worker_is_reported():
     with make_pool(EnvSpec(FAULT.id, {"sleep_s": 0.5}), 4, "process", step_timeout_s=60) as pool:
         resets = pool.reset([(s, s, None) for s in range(4)])  # workers are up after this
         assert all(r.ok for r in resets)
@@ -100,6 +101,12 @@ def test_process_slots_step_in_parallel():
         elapsed = time.monotonic() - start
         assert [r.reward for r in res] == [0.0, 1.0, 2.0, 3.0] and all(r.ok for r in res)
         assert elapsed < 1.5, f"4 steps of 0.5 s took {elapsed:.2f} s: not concurrent"
+
+        os.kill(resets[0].info["pid"], signal.SIGKILL)  # a worker lost between calls (the OOM killer)
+        res = pool.step([(0, 1), (1, 1)])
+        assert res[0].error == "worker died (exit code -9)" and res[1].ok
+        assert pool.stats == {"errors": 1, "restarts": 0, "timeouts": 0}
+        assert pool.reset([(0, 0, None)])[0].ok and pool.step([(0, 2)])[0].reward == 2.0
 
 
 def test_process_faults_break_only_their_slot():
@@ -172,21 +179,27 @@ def test_make_pool_rejects_bad_arguments():
 @pytest.mark.slow
 def test_ray_pool_matches_the_env_and_reports_dead_actors(reference):
     ray = pytest.importorskip("ray")
-    assert not ray.is_initialized()
+    if ray.is_initialized():
+        ray.shutdown()  # this test's own local cluster, with the paths below
     # Ray workers don't inherit sys.path: give them this checkout and pool_test_envs.
     paths = [str(HERE), str(HERE.parents[1])] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}})
     try:
         with make_pool(SYNTH, len(TASKS), "ray", ray_num_cpus=0.5, step_timeout_s=120) as pool:
             assert_same_episodes(pool_episodes(pool), reference)
-        with make_pool(FAULT, 2, "ray", ray_num_cpus=0.5, step_timeout_s=60) as pool:
-            first = pool.reset([(0, 5, {"fault": "exit", "at": 1}), (1, 6, {"fault": "raise", "at": 1})])
-            assert all(r.ok for r in first)
-            res = pool.step([(0, 1), (1, 1)])
-            assert res[0].error.startswith("actor died (") and res[1].error == "RuntimeError: session lost at step 1"
-            fresh = pool.reset([(0, 5, None), (1, 6, None)])
+        with make_pool(FAULT, 3, "ray", ray_num_cpus=0.5, step_timeout_s=3.0) as pool:
+            faults = [{"fault": "exit", "at": 1}, {"fault": "raise", "at": 1}, {"fault": "hang", "at": 1}]
+            first = pool.reset([(s, 5 + s, faults[s]) for s in range(3)])
+            assert all(r.ok for r in first), [r.error for r in first]
+            res = pool.step([(s, 1) for s in range(3)])
+            assert res[0].error.startswith("actor died (") and "ActorDiedError" in res[0].error
+            assert res[1].error == "RuntimeError: session lost at step 1"
+            assert res[2].error == "step timed out after 3 s"
+            assert pool.stats == {"errors": 3, "restarts": 0, "timeouts": 1}
+            assert pool.step([(0, 1)])[0].error.startswith("slot 0 is broken (actor died")
+            fresh = pool.reset([(s, 5 + s, None) for s in range(3)])
             assert all(r.ok for r in fresh) and fresh[0].info["pid"] != first[0].info["pid"]
-            assert all(r.ok for r in pool.step([(0, 1), (1, 1)]))
-            assert pool.stats == {"errors": 2, "restarts": 2, "timeouts": 0}
+            assert all(r.ok and r.info["t"] == 1 for r in pool.step([(s, 1) for s in range(3)]))
+            assert pool.stats == {"errors": 3, "restarts": 3, "timeouts": 1}
     finally:
         ray.shutdown()
