@@ -473,7 +473,7 @@ class RayPool(EnvPool):
             if ray_address is None:
                 ray.init(num_cpus=max(1, math.ceil(size * ray_num_cpus)), include_dashboard=False)
             else:
-                ray.init(address=ray_address, include_dashboard=False)
+                ray.init(address=ray_address)
         self._ray = ray
         self._actor_cls = ray.remote(_EnvServer).options(num_cpus=ray_num_cpus, max_restarts=0, max_task_retries=0)
         self.start_timeout_s = float(start_timeout_s)

@@ -15,6 +15,7 @@ import pytest
 
 import guienv  # noqa: F401  (registers the guienv/ ids)
 from agents.env_pool import EnvPool, EnvResult, EnvSpec, make_pool
+from guienv.errors import MissingDependency
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # spawned workers inherit sys.path; pool_test_envs must import there
@@ -174,6 +175,12 @@ def test_make_pool_rejects_bad_arguments():
     with make_pool(EnvSpec("guienv/SynthApp-v0", {"mode": "nope"}), 2, "process", step_timeout_s=60) as pool:
         res = pool.reset([(0, None, None), (1, None, None)])
         assert all("making guienv/SynthApp-v0 failed: ValueError: mode must be one of" in r.error for r in res)
+
+
+def test_ray_kind_without_ray_names_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees where it isn't installed
+    with pytest.raises(MissingDependency, match=r"pip install 'guienv\[ray\]'"):
+        make_pool(FAULT, 1, "ray")
 
 
 @pytest.mark.slow
