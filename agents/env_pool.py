@@ -251,9 +251,9 @@ class EnvPool:
         self._broken[slot] = reason
         self._stop(slot)
 
-    def _timed_out(self, op: str) -> str:
+    def _timed_out(self, op: str, seconds: float) -> str:
         self.stats["timeouts"] += 1
-        return f"{op} timed out after {self.step_timeout_s:g} s"
+        return f"{op} timed out after {seconds:g} s"
 
     def _close_all(self) -> None:
         for slot in range(self.size):
@@ -395,11 +395,11 @@ class ProcessPool(EnvPool):
         proc.join(_JOIN_S)
         return "died", proc.exitcode
 
-    def _answer(self, slot: int, deadline: float, op: str) -> tuple[str, Any]:
+    def _answer(self, slot: int, deadline: float, op: str, limit_s: float) -> tuple[str, Any]:
         answer = self._receive(slot, deadline)
         if answer is None:
             self._stuck.add(slot)
-            return "err", self._timed_out(op)
+            return "err", self._timed_out(op, limit_s)
         if answer[0] == "died":
             return "err", f"worker died (exit code {answer[1]})"
         return answer
@@ -410,7 +410,7 @@ class ProcessPool(EnvPool):
         deadline = time.monotonic() + self.start_timeout_s
         for slot, _, _ in calls:
             if not self._ready[slot]:
-                got = self._answer(slot, deadline, "starting the worker")
+                got = self._answer(slot, deadline, "starting the worker", self.start_timeout_s)
                 if got[0] == "ok":
                     self._ready[slot] = True
                 else:
@@ -427,7 +427,7 @@ class ProcessPool(EnvPool):
         deadline = time.monotonic() + self.step_timeout_s
         for slot, op, _ in calls:
             if slot not in answers:
-                answers[slot] = self._answer(slot, deadline, op)
+                answers[slot] = self._answer(slot, deadline, op, self.step_timeout_s)
         return [_result(answers[slot]) for slot, _, _ in calls]
 
 
@@ -512,7 +512,7 @@ class RayPool(EnvPool):
             try:
                 out[slot] = self._ray.get(ref, timeout=max(0.0, deadline - time.monotonic()))
             except GetTimeoutError:
-                out[slot] = ("err", self._timed_out(op))
+                out[slot] = ("err", self._timed_out(op, timeout_s))
             except RayActorError as exc:
                 out[slot] = ("err", f"actor died ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
             except Exception as exc:  # a task error or a lost object: still one slot's fault
