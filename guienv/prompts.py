@@ -185,18 +185,18 @@ TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Messages]] = {
     "androidcontrol-low": androidcontrol_low,
     "androidcontrol-high": androidcontrol_high,
     "synthapp": synthapp,
-    "text": text,
-    "alfworld": alfworld,
 }
-TEXT_TEMPLATES = ("text", "alfworld")  # templates of text views (no image slot)
+# Templates of text views (guienv.history.History of a text env): no image slot.
+TEXT_TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Messages]] = {"text": text, "alfworld": alfworld}
 
 
 def render(template: str, obs: Mapping[str, Any]) -> Messages:
     """``template``'s messages for the text fields in ``obs`` (one image slot; none for the text
     templates :data:`TEXT_TEMPLATES`)."""
-    if template not in TEMPLATES:
-        raise ValueError(f"unknown prompt template {template!r}; known: {sorted(TEMPLATES)}")
-    return TEMPLATES[template](obs)
+    fn = TEMPLATES.get(template) or TEXT_TEMPLATES.get(template)
+    if fn is None:
+        raise ValueError(f"unknown prompt template {template!r}; known: {sorted(TEMPLATES) + sorted(TEXT_TEMPLATES)}")
+    return fn(obs)
 
 
 # -- history and previous screens ------------------------------------------------------------------
@@ -232,6 +232,9 @@ def step_messages(template: str, fields: Mapping[str, Any], previous_screens: in
     template's slot). Images fill the slots in order: previous screens oldest first, then the
     current one (:func:`step_images`)."""
     msgs = render(template, fields)
+    if previous_screens > 0 and template in TEXT_TEMPLATES:
+        raise ValueError(f"template {template!r} is for text views and has no image slots; got {previous_screens} "
+                         "previous screens")
     if previous_screens > 0:
         user = msgs[-1]
         intro = [{"type": "image"}] * previous_screens + [{"type": "text", "text": previous_screens_intro(previous_screens)}]

@@ -95,8 +95,8 @@ class EvalConfig:
     history_images: int = 0  # androidcontrol: previous screens in each prompt (training's data.history_images)
     report_episodes: int = 24  # episodes shown in report.html (failures first)
     on_error: str = "raise"  # screenspot/androidcontrol loaders: raise on a bad record, or skip it (logged)
-    # Online (synthapp app mode, miniwob) and text benchmarks: the bounded history each step's view shows
-    # (guienv.history); None: online envs unwrapped (their plain observations), text envs HistoryConfig().
+    # Multi-step benchmarks (synthapp app mode, miniwob, alfworld, mdp): the bounded history each step's
+    # view shows (guienv.history); None: HistoryConfig()'s defaults.
     history: HistoryConfig | None = None
 
 
@@ -161,9 +161,10 @@ def make_env(cfg: EvalConfig, dataset: Any = None, agent: Any = None) -> gym.Env
     ``cfg.data`` again (the extra envs of a batch). For AndroidControl the env writes the action
     history in the ``agent``'s coordinate frame and pixel bounds (its ``frame`` and ``resize``), as
     training does (``agents.train_prompts.episode_prompts`` in the policy's frame); ``env_kwargs``
-    may still set them. Text benchmarks, and the online ones with ``cfg.history``, come wrapped in
-    :class:`~guienv.envs.history.HistoryWrapper` (observations = the agent's view, written in the
-    agent's frame), the builder the multi-turn trainer prompts with too."""
+    may still set them. Multi-step benchmarks (synthapp app mode, miniwob, alfworld, mdp) come
+    wrapped in :class:`~guienv.envs.history.HistoryWrapper` with ``cfg.history`` (default
+    :class:`~guienv.history.HistoryConfig`): observations are the agent's view, the history written
+    in the agent's frame and pixel bounds, the builder the multi-turn trainer prompts with too."""
     check_config(cfg)
     kwargs = dict(cfg.env_kwargs)
     if cfg.benchmark in TEXT:
@@ -192,10 +193,13 @@ def make_env(cfg: EvalConfig, dataset: Any = None, agent: Any = None) -> gym.Env
 
 
 def _wrap(cfg: EvalConfig, env: gym.Env, agent: Any) -> gym.Env:
+    # Multi-step envs show the episode's history like training's prompts (agents.train_prompts writes
+    # an app episode's earlier actions into "history" in the policy's frame); one-step screens don't.
     if cfg.benchmark in TEXT:
         return HistoryWrapper(env, cfg.history or HistoryConfig())
-    if cfg.history is not None and cfg.benchmark in ONLINE:
-        return HistoryWrapper(env, cfg.history, getattr(agent, "frame", None) or "pixel", getattr(agent, "resize", None))
+    if cfg.benchmark in ONLINE and getattr(env.unwrapped, "mode", "app") != "grounding":
+        return HistoryWrapper(env, cfg.history or HistoryConfig(), getattr(agent, "frame", None) or "pixel",
+                              getattr(agent, "resize", None))
     return env
 
 
