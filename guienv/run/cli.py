@@ -34,7 +34,7 @@ def make_agent(name: str, args: argparse.Namespace, template: str):
         return TEXT_AGENTS[name]()
     if not args.model:
         raise SystemExit(f"guienv eval: error: --agent {name} needs --model (a hub id or folder for qwen, "
-                         "the served model name for api)")
+                         "the served model name for api, a local folder for text)")
     if name == "text":  # a text LM on a text env (agents.policy_agent)
         from agents.policy_agent import TextAgent, TextAgentConfig
 

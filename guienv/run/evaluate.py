@@ -316,7 +316,7 @@ def _start(env: gym.Env, index: int, reset_kwargs: dict[str, Any], task: str | N
 
 def _env_action(action: Any, text_env: bool) -> Any:
     # Text envs read their own text (ALFWorld's <action> tag, MDP names); screen envs get an Action.
-    if text_env and isinstance(action, (str, Action)):
+    if text_env and (isinstance(action, (str, Action)) or (isinstance(action, int) and not isinstance(action, bool))):
         return action
     return as_action(action)
 

@@ -129,3 +129,28 @@ def test_history_options_on_a_one_step_benchmark_are_a_clear_error(screenspot_di
     assert "--history-* options apply to ['alfworld', 'mdp', 'miniwob', 'synthapp'], not 'screenspot'" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="non-negative"):
         main(["eval", "--benchmark", "synthapp", "--history-screens", "-1", "--out", str(tmp_path / "y")])
+
+
+class IndexAgent:
+    """Answers an action index (the MDP env takes them as they are)."""
+
+    name = "index"
+
+    def act_batch(self, observations, infos):
+        return [1 for _ in observations]
+
+
+def test_run_episodes_passes_index_actions_of_text_envs_unchanged():
+    (res,) = run_episodes([make_env(EvalConfig(benchmark="mdp"))], IndexAgent(), [(0, None)])
+    assert res.actions == [1] * res.steps and all(r["command"] == "a1" and not r["invalid"] for r in res.rows)
+
+
+def test_expert_plan_agent_plays_the_plan_then_falls_back():
+    from agents.baselines import ExpertPlanAgent
+
+    agent = ExpertPlanAgent()
+    assert agent.act({}, {"expert_plan": ["go to sinkbasin 1", "look"]}) == "<action>go to sinkbasin 1</action>"
+    assert agent.act({}, {"expert_plan": [], "admissible_commands": ["inventory", "look"]}) == "<action>look</action>"
+    assert agent.act({}, {"expert_plan": [], "admissible_commands": ["inventory"]}) == "<action>inventory</action>"
+    assert agent.act({}, {}) == "<action>look</action>"
+    assert agent.act_batch([{}, {}], [{"expert_plan": ["a"]}, {}]) == ["<action>a</action>", "<action>look</action>"]
