@@ -111,6 +111,8 @@ def test_eval_synthapp_history_options_wrap_the_env_and_the_oracle_still_solves_
     m = json.loads((out / "metrics.json").read_text())
     assert m["overall"]["success_rate"] == 1.0
     assert m["config"]["history"] == {"screens": 1, "actions": 4, "observations": 2, "feedback": True}
+    rebuild_report(out)  # the stored history config loads back and the wrapped env replays the screens
+    assert "<img" in (out / "report.html").read_text()
     env = make_env(EvalConfig(history=HistoryConfig(screens=1, actions=4)))
     assert isinstance(env, HistoryWrapper)
     obs, info = env.reset(seed=0)
