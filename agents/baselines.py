@@ -1,4 +1,4 @@
-"""Baseline agents: random, mean-click and oracle.
+"""Baseline agents: random, mean-click, oracle, and the ALFWorld expert (``ExpertPlanAgent``).
 
 The oracle acts from the ground truth an env puts in ``info`` and must score 100% on every offline
 benchmark: it checks the env and metric plumbing, not a model. The random agent is the floor.
@@ -97,4 +97,28 @@ class MeanClickAgent(_Batched):
         return float(np.mean([point_in_box((self.x * s.width, self.y * s.height), s.box) for s in samples]))
 
 
-AGENTS = {"oracle": OracleAgent, "random": RandomAgent, "mean-click": MeanClickAgent}
+class ExpertPlanAgent(_Batched):
+    """Plays the engine planner's next command, ``info["expert_plan"][0]``, as
+    ``<action>cmd</action>`` (ALFWorld with ``expert_plan=True``: TextWorld's ``policy_commands``,
+    the handcoded expert of ALFWorld, Shridhar et al., arXiv 2010.03768). With an empty plan it
+    plays ``fallback`` (``"look"``, always admissible in ALFWorld), or the first admissible command
+    when ``fallback`` is not admissible. Text actions: for text envs only."""
+
+    name = "expert"
+    needs_expert_plan = True  # guienv eval makes the env with expert_plan=True
+
+    def __init__(self, fallback: str = "look"):
+        self.fallback = fallback
+
+    def act(self, observation: Any, info: Mapping[str, Any]) -> str:
+        plan = info.get("expert_plan") or []
+        if plan and isinstance(plan[0], str):
+            return f"<action>{plan[0]}</action>"
+        admissible = list(info.get("admissible_commands") or [])
+        if admissible and self.fallback not in admissible:
+            return f"<action>{admissible[0]}</action>"
+        return f"<action>{self.fallback}</action>"
+
+
+AGENTS = {"oracle": OracleAgent, "random": RandomAgent, "mean-click": MeanClickAgent}  # screen-env baselines
+TEXT_AGENTS = {"expert": ExpertPlanAgent}  # text-env baselines (text actions)

@@ -1,7 +1,8 @@
 """Prompt templates by name, and the one builder of a step's prompt.
 
 Each template turns a step's text fields into chat messages with one image slot (the screen acted
-on). :func:`step_messages` adds the slots and intro sentence of previous screens, and
+on); the text templates (``text``, ``alfworld``) turn a text env's view
+(:class:`guienv.history.History`) into messages without one. :func:`step_messages` adds the slots and intro sentence of previous screens, and
 :func:`history_text` writes the action history; training (``agents.train_prompts`` +
 ``agents.policy.Policy.messages``), the AndroidControl env observation (what ``guienv eval`` prompts
 from) and the agents (``agents.qwen.QwenAgent.prompt``, ``agents.api.ApiAgent.messages``) all build
@@ -78,8 +79,104 @@ def androidcontrol_high(obs: Mapping[str, Any]) -> Messages:
 
 
 def synthapp(obs: Mapping[str, Any]) -> Messages:
-    """SynthApp tasks: the goal; answer with one action (a click point for grounding tasks)."""
-    return _user(f"Task: {obs['instruction']}\n{ANDROID_ACTIONS}")
+    """SynthApp tasks: the goal, then "Previous actions:" (the view's ``history``) and the invalid
+    action ``feedback`` when the view has them; answer with one action (a click point for
+    grounding tasks). Without history and feedback the text is the one-step prompt."""
+    parts = [f"Task: {obs['instruction']}"]
+    if obs.get("history"):
+        parts.append(f"Previous actions:\n{obs['history']}")
+    if obs.get("feedback"):
+        parts.append(str(obs["feedback"]))
+    return _user("\n".join(parts + [ANDROID_ACTIONS]))
+
+
+# -- text envs (views of guienv.history.History: observation, task, admissible_commands, history, step)
+def _text_user(text: str) -> Messages:
+    return [{"role": "user", "content": [{"type": "text", "text": text}]}]
+
+
+def _history_pairs(history: Any, step: int) -> str:
+    """verl-agent's history lines: ``[Observation k: '...', Action k: '...']`` numbered by the
+    absolute step (the last pair is step ``step``)."""
+    pairs = list(history or ())
+    return "".join(f"\n[Observation {step - len(pairs) + i + 1}: '{o}', Action {step - len(pairs) + i + 1}: '{a}']"
+                   for i, (o, a) in enumerate(pairs))
+
+
+ALFWORLD_PROMPT_NO_HISTORY = (
+    "You are an expert agent operating in the ALFRED Embodied Environment.\n"
+    "Your current observation is: {observation}\n"
+    "Your admissible actions of the current situation are: [{admissible}].\n\n"
+    "Now it's your turn to take an action.\n"
+    "You should first reason step-by-step about the current situation. This reasoning process MUST be "
+    "enclosed within <think> </think> tags.\n"
+    "Once you've finished your reasoning, you should choose an admissible action for current step and "
+    "present it within <action> </action> tags."
+)
+ALFWORLD_PROMPT = (
+    "You are an expert agent operating in the ALFRED Embodied Environment. Your task is to: {task}\n"
+    "Prior to this step, you have already taken {step} step(s). Below are the most recent {n_history} "
+    "observations and the corresponding actions you took: {history}\n"
+    "You are now at step {current} and your current observation is: {observation}\n"
+    "Your admissible actions of the current situation are: [{admissible}].\n\n"
+    "Now it's your turn to take an action.\n"
+    "You should first reason step-by-step about the current situation. This reasoning process MUST be "
+    "enclosed within <think> </think> tags.\n"
+    "Once you've finished your reasoning, you should choose an admissible action for current step and "
+    "present it within <action> </action> tags."
+)
+
+
+def alfworld_prompt(task: str, observation: str, admissible: Sequence[str], history: Sequence[tuple[str, str]] = (),
+                    step: int = 0) -> str:
+    """verl-agent's ALFWorld prompt (repository ``langfengQ/verl-agent``,
+    ``agent_system/environments/prompts/alfworld.py``: ``ALFWORLD_TEMPLATE_NO_HIS`` at step 0,
+    ``ALFWORLD_TEMPLATE`` after), ``<think>``/``<action>`` format; ``history`` is the recent
+    ``(observation, action)`` pairs, ``step`` the steps taken so far."""
+    adm = ", ".join(f"'{a}'" for a in admissible)
+    if step == 0:
+        return ALFWORLD_PROMPT_NO_HISTORY.format(observation=observation, admissible=adm)
+    return ALFWORLD_PROMPT.format(task=task, step=step, n_history=len(history), history=_history_pairs(history, step),
+                                  current=step + 1, observation=observation, admissible=adm)
+
+
+def _text_view(view: Mapping[str, Any]) -> tuple[str, list[str], int]:
+    if not isinstance(view.get("observation"), str):
+        raise ValueError("text templates need a text view (guienv.history.History of a text env) with a string "
+                         f"'observation', got {type(view.get('observation')).__name__}")
+    step = view.get("step") or 0
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"text view 'step' must be a non-negative integer, got {step!r}")
+    return view["observation"], [str(a) for a in view.get("admissible_commands") or ()], step
+
+
+def alfworld(view: Mapping[str, Any]) -> Messages:
+    """ALFWorld: :func:`alfworld_prompt` of a text view, then the invalid-action ``feedback``."""
+    obs, admissible, step = _text_view(view)
+    text = alfworld_prompt(str(view.get("task") or ""), obs, admissible, list(view.get("history") or ()), step)
+    if view.get("feedback"):
+        text = f"{view['feedback']}\n{text}"
+    return _text_user(text)
+
+
+def text(view: Mapping[str, Any]) -> Messages:
+    """A generic text env (the MDP env, WebShop): task, recent history (verl-agent's numbered
+    pairs), the current observation, the admissible actions; answer with ``<action>name</action>``."""
+    obs, admissible, step = _text_view(view)
+    parts = []
+    if view.get("task"):
+        parts.append(f"Task: {view['task']}")
+    history = list(view.get("history") or ())
+    if history:
+        parts.append(f"Your most recent {len(history)} observation(s) and action(s):{_history_pairs(history, step)}")
+    parts.append(f"Step {step + 1}. Current observation: {obs}")
+    if admissible:
+        parts.append("Admissible actions: [" + ", ".join(f"'{a}'" for a in admissible) + "].")
+    if view.get("feedback"):
+        parts.append(str(view["feedback"]))
+    parts.append("Answer with one admissible action inside <action> </action> tags, e.g. "
+                 f"<action>{admissible[0] if admissible else 'name'}</action>.")
+    return _text_user("\n".join(parts))
 
 
 TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Messages]] = {
@@ -89,13 +186,17 @@ TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Messages]] = {
     "androidcontrol-high": androidcontrol_high,
     "synthapp": synthapp,
 }
+# Templates of text views (guienv.history.History of a text env): no image slot.
+TEXT_TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Messages]] = {"text": text, "alfworld": alfworld}
 
 
 def render(template: str, obs: Mapping[str, Any]) -> Messages:
-    """``template``'s messages for the text fields in ``obs`` (one image slot)."""
-    if template not in TEMPLATES:
-        raise ValueError(f"unknown prompt template {template!r}; known: {sorted(TEMPLATES)}")
-    return TEMPLATES[template](obs)
+    """``template``'s messages for the text fields in ``obs`` (one image slot; none for the text
+    templates :data:`TEXT_TEMPLATES`)."""
+    fn = TEMPLATES.get(template) or TEXT_TEMPLATES.get(template)
+    if fn is None:
+        raise ValueError(f"unknown prompt template {template!r}; known: {sorted(TEMPLATES) + sorted(TEXT_TEMPLATES)}")
+    return fn(obs)
 
 
 # -- history and previous screens ------------------------------------------------------------------
@@ -131,6 +232,9 @@ def step_messages(template: str, fields: Mapping[str, Any], previous_screens: in
     template's slot). Images fill the slots in order: previous screens oldest first, then the
     current one (:func:`step_images`)."""
     msgs = render(template, fields)
+    if previous_screens > 0 and template in TEXT_TEMPLATES:
+        raise ValueError(f"template {template!r} is for text views and has no image slots; got {previous_screens} "
+                         "previous screens")
     if previous_screens > 0:
         user = msgs[-1]
         intro = [{"type": "image"}] * previous_screens + [{"type": "text", "text": previous_screens_intro(previous_screens)}]
@@ -139,12 +243,14 @@ def step_messages(template: str, fields: Mapping[str, Any], previous_screens: in
 
 
 def observation_messages(template: str, obs: Mapping[str, Any]) -> Messages:
-    """:func:`step_messages` for an env observation (its ``previous_screenshots``, when present,
-    count as previous screens)."""
+    """:func:`step_messages` for an env observation or a :class:`guienv.history.History` view (its
+    ``previous_screenshots``, when present, count as previous screens; a text view has none)."""
     return step_messages(template, obs, len(obs.get("previous_screenshots") or ()))
 
 
 def step_images(obs: Mapping[str, Any]) -> list[np.ndarray]:
     """An observation's images in slot order: ``previous_screenshots`` (oldest first), then
-    ``screenshot``."""
+    ``screenshot``; ``[]`` for a text view (no ``screenshot``)."""
+    if "screenshot" not in obs:
+        return []
     return [np.asarray(im) for im in obs.get("previous_screenshots") or ()] + [np.asarray(obs["screenshot"])]

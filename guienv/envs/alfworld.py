@@ -50,6 +50,7 @@ from guienv.config import config_to_dict, load_config
 from guienv.envs.mdp import render_text
 from guienv.envs.options import int_option, reset_options
 from guienv.errors import DataError, MissingDependency
+from guienv.prompts import ALFWORLD_PROMPT, ALFWORLD_PROMPT_NO_HISTORY, alfworld_prompt
 from guienv.spaces import AnyText
 
 INSTALL_HINT = "ALFWorld needs the alfworld package: pip install alfworld (it brings textworld[pddl])"
@@ -210,41 +211,11 @@ def parse_command(text: Any, require_tag: bool = False) -> tuple[str | None, boo
     return cmd, format_ok
 
 
-PROMPT_NO_HISTORY = (
-    "You are an expert agent operating in the ALFRED Embodied Environment.\n"
-    "Your current observation is: {observation}\n"
-    "Your admissible actions of the current situation are: [{admissible}].\n\n"
-    "Now it's your turn to take an action.\n"
-    "You should first reason step-by-step about the current situation. This reasoning process MUST be "
-    "enclosed within <think> </think> tags.\n"
-    "Once you've finished your reasoning, you should choose an admissible action for current step and "
-    "present it within <action> </action> tags."
-)
-PROMPT = (
-    "You are an expert agent operating in the ALFRED Embodied Environment. Your task is to: {task}\n"
-    "Prior to this step, you have already taken {step} step(s). Below are the most recent {n_history} "
-    "observations and the corresponding actions you took: {history}\n"
-    "You are now at step {current} and your current observation is: {observation}\n"
-    "Your admissible actions of the current situation are: [{admissible}].\n\n"
-    "Now it's your turn to take an action.\n"
-    "You should first reason step-by-step about the current situation. This reasoning process MUST be "
-    "enclosed within <think> </think> tags.\n"
-    "Once you've finished your reasoning, you should choose an admissible action for current step and "
-    "present it within <action> </action> tags."
-)
-
-
-def format_prompt(task: str, observation: str, admissible: Sequence[str], history: Sequence[tuple[str, str]] = (),
-                  step: int = 0) -> str:
-    """verl-agent's ALFWorld prompt (``<think>``/``<action>`` format); ``history`` is the recent
-    ``(observation, action)`` pairs."""
-    adm = ", ".join(f"'{a}'" for a in admissible)
-    if step == 0:
-        return PROMPT_NO_HISTORY.format(observation=observation, admissible=adm)
-    hist = "".join(f"\n[Observation {step - len(history) + i + 1}: '{o}', Action {step - len(history) + i + 1}: '{a}']"
-                   for i, (o, a) in enumerate(history))
-    return PROMPT.format(task=task, step=step, n_history=len(history), history=hist, current=step + 1,
-                         observation=observation, admissible=adm)
+# verl-agent's prompt lives in guienv.prompts (the "alfworld" template renders it from a text view);
+# these names stay for callers of this module.
+PROMPT_NO_HISTORY = ALFWORLD_PROMPT_NO_HISTORY
+PROMPT = ALFWORLD_PROMPT
+format_prompt = alfworld_prompt
 
 
 # -- the env -------------------------------------------------------------------------------

@@ -26,13 +26,20 @@ __all__ = ["build_parser", "main", "make_agent"]
 
 def make_agent(name: str, args: argparse.Namespace, template: str):
     """The agent ``name`` built from ``guienv eval`` arguments."""
-    from agents.baselines import AGENTS
+    from agents.baselines import AGENTS, TEXT_AGENTS
 
     if name in AGENTS:
         return AGENTS[name](seed=args.seed) if name == "random" else AGENTS[name]()
+    if name in TEXT_AGENTS:
+        return TEXT_AGENTS[name]()
     if not args.model:
         raise SystemExit(f"guienv eval: error: --agent {name} needs --model (a hub id or folder for qwen, "
-                         "the served model name for api)")
+                         "the served model name for api, a local folder for text)")
+    if name == "text":  # a text LM on a text env (agents.policy_agent)
+        from agents.policy_agent import TextAgent, TextAgentConfig
+
+        return TextAgent(TextAgentConfig(model=args.model, template=template, max_new_tokens=args.max_new_tokens,
+                                         temperature=args.temperature, device=args.device))
     pixels = {k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v is not None}
     if name == "qwen":
         from agents.qwen import QwenAgent, QwenAgentConfig
@@ -61,6 +68,20 @@ def _reference_pixels(args: argparse.Namespace, benchmark: str) -> None:
         print(f"resize: min_pixels={args.min_pixels} max_pixels={args.max_pixels} ({source})")
 
 
+def _history_config(args: argparse.Namespace):
+    """``EvalConfig.history`` from the --history-* options (None when none is given)."""
+    from guienv.history import HistoryConfig
+
+    given = {k: v for k, v in (("screens", args.history_screens), ("actions", args.history_actions),
+                               ("observations", args.history_observations)) if v is not None}
+    if not given and not args.no_feedback:
+        return None
+    try:
+        return HistoryConfig(**given, feedback=not args.no_feedback)
+    except ValueError as exc:
+        raise SystemExit(f"guienv eval: error: {exc}") from None
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     cfg = EvalConfig(
         benchmark=args.benchmark,
@@ -76,6 +97,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         mode=args.mode,
         protocol=args.protocol,
         history_images=args.history_images,
+        history=_history_config(args),
         report_episodes=args.report_episodes,
         on_error=args.on_error,
     )
@@ -152,10 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate an agent on a benchmark (resumable, batched; writes report.html)")
     e.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="synthapp")
-    e.add_argument("--data", help="benchmark file or directory (not needed for synthapp)")
-    e.add_argument("--agent", nargs="+", choices=["oracle", "random", "mean-click", "qwen", "api"], default=["oracle"],
+    e.add_argument("--data", help="benchmark file or directory (not needed for synthapp); alfworld: a game folder or a folder of "
+                   "them; mdp: a spec name (chain, ...) or YAML file (default chain)")
+    e.add_argument("--agent", nargs="+", choices=["oracle", "random", "mean-click", "expert", "qwen", "api", "text"],
+                   default=["oracle"],
                    help="one or more agents (labelled in the output): baselines, a local Qwen2.5-VL/Qwen2-VL "
-                        "(qwen) or a model behind an OpenAI-compatible server (api)")
+                        "(qwen) or a model behind an OpenAI-compatible server (api); for alfworld the engine planner "
+                        "(expert) or a local text LM (text)")
     e.add_argument("--limit", type=int, help="evaluate at most N episodes")
     e.add_argument("--episodes", type=int, default=100,
                    help="synthapp: number of generated tasks; miniwob: episodes per task")
@@ -165,6 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--protocol", help="androidcontrol step matching: qwen (default, = qwen-content-direction), infigui, os-atlas, plain, gui-r1")
     e.add_argument("--history-images", type=int, default=0,
                    help="androidcontrol: previous screens shown with each step (as data.history_images in training)")
+    e.add_argument("--history-screens", type=int,
+                   help="synthapp (app mode), miniwob: previous screenshots shown with each step (last K)")
+    e.add_argument("--history-actions", type=int,
+                   help="synthapp (app mode), miniwob: earlier actions shown as numbered lines (last M; default 8 "
+                        "once a --history-* option is given)")
+    e.add_argument("--history-observations", type=int,
+                   help="alfworld, mdp: recent (observation, action) pairs shown (default 2, verl-agent's history_length)")
+    e.add_argument("--no-feedback", action="store_true",
+                   help="multi-step views: do not tell the model its last action was invalid")
     e.add_argument("--batch-size", type=int, default=1, help="episodes stepped in lockstep, one agent call per step")
     e.add_argument("--on-error", choices=["raise", "skip"], default="raise",
                    help="screenspot/androidcontrol: a bad record stops the run (raise) or is skipped and counted (skip)")

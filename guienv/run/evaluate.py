@@ -37,7 +37,7 @@ import json
 import time
 import warnings
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,9 @@ from tqdm import tqdm
 from agents.protocol import Agent
 from guienv.actions import Action
 from guienv.config import load_config
+from guienv.envs.history import HistoryWrapper
 from guienv.errors import DataError
+from guienv.history import HistoryConfig
 from guienv.io import read_json, read_jsonl, write_jsonl
 from guienv.parsing import as_action
 from guienv.run.report import write_report
@@ -59,8 +61,11 @@ BENCHMARKS: dict[str, str] = {
     "screenspot-pro": "guienv/ScreenSpot-v0",
     "androidcontrol": "guienv/AndroidControl-v0",
     "miniwob": "guienv/MiniWoB-v0",
+    "alfworld": "guienv/ALFWorld-v0",
+    "mdp": "guienv/MDP-v0",
 }
 ONLINE = ("synthapp", "miniwob")  # generated episodes, addressed by seed
+TEXT = ("alfworld", "mdp")  # text envs: text observations (History text views) and text actions
 # Keys of the first step's info that name the slice an episode is reported in.
 GROUP_KEYS = ("split", "subsplit", "platform", "data_type", "group")
 # Env modes per benchmark (the first is the default): AndroidControl's published low/high settings,
@@ -90,6 +95,9 @@ class EvalConfig:
     history_images: int = 0  # androidcontrol: previous screens in each prompt (training's data.history_images)
     report_episodes: int = 24  # episodes shown in report.html (failures first)
     on_error: str = "raise"  # screenspot/androidcontrol loaders: raise on a bad record, or skip it (logged)
+    # Multi-step benchmarks (synthapp app mode, miniwob, alfworld, mdp): the bounded history each step's
+    # view shows (guienv.history); None: HistoryConfig()'s defaults.
+    history: HistoryConfig | None = None
 
 
 def default_template(benchmark: str, mode: str | None = None) -> str:
@@ -100,6 +108,10 @@ def default_template(benchmark: str, mode: str | None = None) -> str:
         return f"androidcontrol-{mode or 'low'}"
     if benchmark == "synthapp" and mode == "grounding":
         return "gui-g1"
+    if benchmark == "alfworld":
+        return "alfworld"
+    if benchmark == "mdp":
+        return "text"
     return "synthapp"
 
 
@@ -119,6 +131,10 @@ def check_config(cfg: EvalConfig) -> None:
             raise ValueError(f"--mode for {cfg.benchmark} must be one of {modes}, got {cfg.mode!r}")
     if cfg.history_images and (cfg.benchmark != "androidcontrol" or cfg.history_images < 0):
         raise ValueError(f"--history-images applies to androidcontrol (>= 0), got {cfg.history_images} for {cfg.benchmark!r}")
+    if cfg.history is not None and cfg.benchmark not in ONLINE + TEXT:
+        raise ValueError(f"--history-* options apply to {sorted(ONLINE + TEXT)}, not {cfg.benchmark!r}")
+    if cfg.history is not None and cfg.benchmark == "synthapp" and cfg.mode == "grounding":
+        raise ValueError("--history-* options apply to synthapp's app mode, not --mode grounding (one-step screens)")
     if cfg.protocol is not None:
         if cfg.benchmark != "androidcontrol":
             raise ValueError(f"--protocol applies to androidcontrol, not {cfg.benchmark!r}")
@@ -145,9 +161,14 @@ def make_env(cfg: EvalConfig, dataset: Any = None, agent: Any = None) -> gym.Env
     ``cfg.data`` again (the extra envs of a batch). For AndroidControl the env writes the action
     history in the ``agent``'s coordinate frame and pixel bounds (its ``frame`` and ``resize``), as
     training does (``agents.train_prompts.episode_prompts`` in the policy's frame); ``env_kwargs``
-    may still set them."""
+    may still set them. Multi-step benchmarks (synthapp app mode, miniwob, alfworld, mdp) come
+    wrapped in :class:`~guienv.envs.history.HistoryWrapper` with ``cfg.history`` (default
+    :class:`~guienv.history.HistoryConfig`): observations are the agent's view, the history written
+    in the agent's frame and pixel bounds, the builder the multi-turn trainer prompts with too."""
     check_config(cfg)
     kwargs = dict(cfg.env_kwargs)
+    if cfg.benchmark in TEXT:
+        return _wrap(cfg, gym.make(BENCHMARKS[cfg.benchmark], **_text_env_kwargs(cfg, kwargs, agent)), agent)
     if cfg.benchmark == "miniwob":
         kwargs.update(task=cfg.tasks[0], server_url=cfg.server_url)
     elif cfg.benchmark != "synthapp":
@@ -168,7 +189,51 @@ def make_env(cfg: EvalConfig, dataset: Any = None, agent: Any = None) -> gym.Env
             if resize is not None:
                 kwargs.setdefault("min_pixels", resize.min_pixels)
                 kwargs.setdefault("max_pixels", resize.max_pixels)
-    return gym.make(BENCHMARKS[cfg.benchmark], **kwargs)
+    return _wrap(cfg, gym.make(BENCHMARKS[cfg.benchmark], **kwargs), agent)
+
+
+def _wrap(cfg: EvalConfig, env: gym.Env, agent: Any) -> gym.Env:
+    # Multi-step envs show the episode's history like training's prompts (agents.train_prompts writes
+    # an app episode's earlier actions into "history" in the policy's frame); one-step screens don't.
+    if cfg.benchmark in TEXT:
+        return HistoryWrapper(env, cfg.history or HistoryConfig())
+    if cfg.benchmark in ONLINE and getattr(env.unwrapped, "mode", "app") != "grounding":
+        return HistoryWrapper(env, cfg.history or HistoryConfig(), getattr(agent, "frame", None) or "pixel",
+                              getattr(agent, "resize", None))
+    return env
+
+
+def alfworld_games(data: str | Path) -> list[Path]:
+    """The ALFWorld games under ``data``: the folder itself when it is a game (``initial_state.pddl``
+    or ``game.tw-pddl``), else its sub-folders that are (sorted by name); several paths may be
+    joined with ``,``. DataError when none is found."""
+    games: list[Path] = []
+    for part in str(data).split(","):
+        root = Path(part.strip())
+        if not root.exists():
+            raise DataError(root, "no such ALFWorld game folder or game file")
+        if root.is_file() or (root / "initial_state.pddl").exists() or (root / "game.tw-pddl").exists():
+            games.append(root)
+            continue
+        found = sorted(d for d in root.iterdir() if d.is_dir() and ((d / "initial_state.pddl").exists()
+                                                                    or (d / "game.tw-pddl").exists()))
+        if not found:
+            raise DataError(root, "no ALFWorld game here (a folder with initial_state.pddl or game.tw-pddl, "
+                                  "or a folder of such folders)")
+        games.extend(found)
+    return games
+
+
+def _text_env_kwargs(cfg: EvalConfig, kwargs: dict[str, Any], agent: Any) -> dict[str, Any]:
+    if cfg.benchmark == "alfworld":
+        if not cfg.data:
+            raise ValueError("--data is required for benchmark 'alfworld' (an ALFWorld game folder, or a folder of them)")
+        kwargs.setdefault("games", [str(g) for g in alfworld_games(cfg.data)])
+        if getattr(agent, "needs_expert_plan", False):  # the expert plays the engine planner's commands
+            kwargs.setdefault("expert_plan", True)
+    else:
+        kwargs.setdefault("spec", cfg.data or "chain")
+    return kwargs
 
 
 def episode_plan(cfg: EvalConfig, env: gym.Env) -> list[tuple[int, dict[str, Any], str | None]]:
@@ -178,6 +243,12 @@ def episode_plan(cfg: EvalConfig, env: gym.Env) -> list[tuple[int, dict[str, Any
                 for t, task in enumerate(cfg.tasks) for i in range(cfg.episodes)]
     if cfg.benchmark == "synthapp":
         return [(i, {"seed": i}, None) for i in range(cfg.episodes)]
+    if cfg.benchmark == "alfworld":  # one episode per game
+        return [(i, {"seed": i, "options": {"index": i}}, None) for i in range(len(env.unwrapped.game_files))]
+    if cfg.benchmark == "mdp":  # generated episodes over the spec(s), seed = index
+        n = len(env.unwrapped.specs)
+        return [(i, {"seed": i, "options": {"index": i % n}}, env.unwrapped.specs[i % n].name if n > 1 else None)
+                for i in range(cfg.episodes)]
     return [(i, {"options": {"index": i}}, None) for i in range(len(env.unwrapped.dataset))]
 
 
@@ -191,11 +262,36 @@ class _Run:
     first: dict[str, Any]
     instruction: str
     total: float = 0.0
-    actions: list[dict] = field(default_factory=list)
+    actions: list[Any] = field(default_factory=list)
     verdicts: list[dict] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
     last_info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EpisodeResult:
+    """One finished episode of :func:`run_episodes`: its plan position ``index``, the ``reset``
+    keyword arguments it ran with, ``episode_return`` (sum of rewards), ``success``, ``steps``,
+    ``texts`` (raw model output per step, model agents only), ``actions`` (what the env received,
+    guienv action JSON or the text of a text env), plus ``record`` (its ``predictions.jsonl``
+    line) and ``rows`` (its ``steps.jsonl`` lines)."""
+
+    index: int
+    reset_kwargs: dict[str, Any]
+    episode_return: float
+    success: bool
+    steps: int
+    texts: list[str]
+    actions: list[Any]
+    record: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+def _is_text(obs: Any) -> bool:
+    """A text env's observation, or its :class:`~guienv.history.History` text view."""
+    return isinstance(obs, str) or (isinstance(obs, Mapping) and "screenshot" not in obs
+                                    and isinstance(obs.get("observation"), str))
 
 
 def _start(env: gym.Env, index: int, reset_kwargs: dict[str, Any], task: str | None) -> _Run:
@@ -211,26 +307,41 @@ def _start(env: gym.Env, index: int, reset_kwargs: dict[str, Any], task: str | N
             group = None
         if group is not None:
             first["group"] = str(group)
-    instruction = str(obs.get("goal") or obs.get("instruction") or "") if isinstance(obs, Mapping) else ""
-    return _Run(index, reset_kwargs, obs, info, first, instruction[:1000])
+    if isinstance(obs, Mapping):
+        instruction = obs.get("goal") or obs.get("instruction") or (obs.get("task") if _is_text(obs) else "")
+    else:
+        instruction = info.get("task") if isinstance(obs, str) else ""
+    return _Run(index, reset_kwargs, obs, info, first, str(instruction or "")[:1000])
 
 
-def act_batch(agent: Agent, observations: Sequence[Any], infos: Sequence[Mapping[str, Any]]) -> list[tuple[Action, str | None, str | None]]:
+def _env_action(action: Any, text_env: bool) -> Any:
+    # Text envs read their own text (ALFWorld's <action> tag, MDP names); screen envs get an Action.
+    if text_env and (isinstance(action, (str, Action)) or (isinstance(action, int) and not isinstance(action, bool))):
+        return action
+    return as_action(action)
+
+
+def act_batch(agent: Agent, observations: Sequence[Any], infos: Sequence[Mapping[str, Any]]) -> list[tuple[Any, str | None, str | None]]:
     """One agent call for a batch: ``(action, raw text or None, frame of the text or None)`` each.
 
     Agents with ``generate`` (model agents) are asked through it, which also gives the raw text;
-    else ``agent.act_batch(observations, infos)`` (:class:`agents.protocol.Agent`)."""
+    else ``agent.act_batch(observations, infos)`` (:class:`agents.protocol.Agent`). The action is
+    an :class:`Action` for screen envs and kept as the agent's text for text envs."""
     gen = getattr(agent, "generate", None)
     if callable(gen):
-        outs = [(as_action(g.action), g.text, _jsonable(getattr(g, "frame", None))) for g in gen(list(observations))]
+        raw = [(g.action, g.text, _jsonable(getattr(g, "frame", None))) for g in gen(list(observations))]
     else:
-        outs = [(as_action(a), None, None) for a in agent.act_batch(list(observations), list(infos))]
-    if len(outs) != len(observations):
-        raise RuntimeError(f"agent {getattr(agent, 'name', agent)!r} returned {len(outs)} actions for {len(observations)} observations")
-    return outs
+        raw = [(a, None, None) for a in agent.act_batch(list(observations), list(infos))]
+    if len(raw) != len(observations):
+        raise RuntimeError(f"agent {getattr(agent, 'name', agent)!r} returned {len(raw)} actions for {len(observations)} observations")
+    return [(_env_action(a, _is_text(o)), t, f) for (a, t, f), o in zip(raw, observations)]
 
 
-def _step_row(benchmark: str, run: _Run, before: Mapping[str, Any], after: Mapping[str, Any], action: Action,
+def _action_json(action: Any) -> Any:
+    return action.to_dict() if isinstance(action, Action) else _jsonable(action)
+
+
+def _step_row(benchmark: str, run: _Run, before: Mapping[str, Any], after: Mapping[str, Any], action: Any,
               reward: float, text: str | None, frame: str | None) -> dict[str, Any]:
     k = len(run.actions)
     row: dict[str, Any] = {"episode": run.index, "step": k}
@@ -239,7 +350,7 @@ def _step_row(benchmark: str, run: _Run, before: Mapping[str, Any], after: Mappi
     elif benchmark == "androidcontrol":
         row.update(episode_id=str(before.get("episode_id")), episode_index=run.index,
                    step_index=int(before.get("step_index", k)))
-    row["action"] = action.to_dict()
+    row["action"] = _action_json(action)
     if text is not None:
         row["text"] = text
         row["frame"] = frame
@@ -251,17 +362,19 @@ def _step_row(benchmark: str, run: _Run, before: Mapping[str, Any], after: Mappi
     if box is not None:
         row["gt_box"] = [float(v) for v in box]
     row.update({key: after[key] for key in VERDICT_KEYS if key in after})
+    if isinstance(after.get("action"), str) and not isinstance(action, Action):
+        row["command"] = after["action"]  # the command a text env read from the text
     return _jsonable(row)
 
 
-def _advance(env: gym.Env, run: _Run, benchmark: str, action: Action, text: str | None, frame: str | None) -> bool:
+def _advance(env: gym.Env, run: _Run, benchmark: str, action: Any, text: str | None, frame: str | None) -> bool:
     """Step ``run``'s env with ``action``; True when the episode ended."""
     before = run.info
     gt_type = (before.get("gt_action") or {}).get("type", "")
     obs, reward, terminated, truncated, info = env.step(action)
     run.rows.append(_step_row(benchmark, run, before, info, action, reward, text, frame))
     run.total += float(reward)
-    run.actions.append(action.to_dict())
+    run.actions.append(_action_json(action))
     if text is not None:
         run.texts.append(text)
     if "exact_match" in info:  # trajectory benchmarks judge every step
@@ -274,7 +387,8 @@ def _advance(env: gym.Env, run: _Run, benchmark: str, action: Action, text: str 
 
 def _record(run: _Run) -> dict[str, Any]:
     info, first = run.last_info, run.first
-    success = bool(info.get("episode_success", info.get("success", run.total > 0)))
+    # ALFWorld says "won"; envs without a success flag (the MDP env) succeed with a positive return
+    success = bool(info.get("episode_success", info.get("success", info.get("won", run.total > 0))))
     rec = {"index": run.index, "id": first.get("id", first.get("episode_id", run.index))}
     rec.update({k: first.get(k) for k in GROUP_KEYS if first.get(k) is not None})
     rec.update({"return": run.total, "success": success, "steps": len(run.actions), "actions": run.actions,
@@ -282,6 +396,58 @@ def _record(run: _Run) -> dict[str, Any]:
     if run.texts:
         rec["texts"] = run.texts
     return _jsonable(rec)
+
+
+def run_episodes(envs: Sequence[gym.Env], agent: Agent, plans: Sequence[Any], *, benchmark: str = "",
+                 on_episode: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
+    """Run the episodes ``plans`` through ``envs`` with ``agent`` in lockstep; the loop of
+    ``guienv eval``, public for held-out evaluation during training.
+
+    ``plans``: one entry per episode, ``(seed, options)`` (``env.reset(seed=seed, options=options)``,
+    either may be None) or the ``(index, reset kwargs, slice name)`` triples of
+    :func:`episode_plan`. ``envs``: independent envs of the same benchmark (``len(envs)`` episodes
+    run at once); wrap them in :class:`~guienv.envs.history.HistoryWrapper` for multi-step prompts.
+    Every round asks the agent once for all running episodes (:func:`act_batch`), steps every env
+    once, and refills a finished slot with the next plan. ``benchmark`` names the step-row format
+    (see the module docstring; ``""``: the generic one). ``on_episode`` is called with each result
+    as it finishes (``guienv eval`` writes its files there).
+
+    Returns one :class:`EpisodeResult` per plan, in plan order (``result.index`` is the plan's
+    index: its position for ``(seed, options)`` plans)."""
+    if not envs:
+        raise ValueError("run_episodes needs at least one env")
+    queue: deque[tuple[int, dict[str, Any], str | None]] = deque()
+    for pos, plan in enumerate(plans):
+        if len(plan) == 3:
+            queue.append((int(plan[0]), dict(plan[1]), plan[2]))
+        elif len(plan) == 2:
+            seed, options = plan
+            queue.append((pos, {"seed": seed, "options": None if options is None else dict(options)}, None))
+        else:
+            raise ValueError(f"plan {pos}: expected (seed, options) or (index, reset kwargs, slice), got {plan!r}")
+    order = {p[0]: k for k, p in enumerate(queue)}
+    results: list[EpisodeResult | None] = [None] * len(queue)
+    slots: list[_Run | None] = [None] * len(envs)
+    while True:
+        for s, e in enumerate(envs):
+            if slots[s] is None and queue:
+                slots[s] = _start(e, *queue.popleft())
+        active = [s for s in range(len(envs)) if slots[s] is not None]
+        if not active:
+            break
+        outs = act_batch(agent, [slots[s].obs for s in active], [slots[s].info for s in active])
+        for s, (action, text, frame) in zip(active, outs):
+            run = slots[s]
+            if not _advance(envs[s], run, benchmark, action, text, frame):
+                continue
+            rec = _record(run)
+            res = EpisodeResult(run.index, run.reset_kwargs, run.total, bool(rec["success"]), len(run.actions),
+                                list(run.texts), list(run.actions), rec, run.rows)
+            results[order[run.index]] = res
+            slots[s] = None
+            if on_episode is not None:
+                on_episode(res)
+    return [r for r in results if r is not None]
 
 
 # -- aggregates -----------------------------------------------------------------------------------
@@ -400,32 +566,20 @@ def run_eval(cfg: EvalConfig, agent: Any) -> dict[str, Any]:
             stack.callback(e.close)
             envs.append(e)
         t0 = time.perf_counter()
-        queue = deque(todo)
-        slots: list[_Run | None] = [None] * len(envs)
         with (out / "predictions.jsonl").open("a", encoding="utf-8") as fp, \
                 (out / "steps.jsonl").open("a", encoding="utf-8") as fs, \
                 tqdm(total=len(todo), desc=f"eval {cfg.benchmark} ({agent.name})", unit="ep", disable=None) as bar:
-            while True:
-                for s, e in enumerate(envs):
-                    if slots[s] is None and queue:
-                        slots[s] = _start(e, *queue.popleft())
-                active = [s for s in range(len(envs)) if slots[s] is not None]
-                if not active:
-                    break
-                outs = act_batch(agent, [slots[s].obs for s in active], [slots[s].info for s in active])
-                for s, (action, text, frame) in zip(active, outs):
-                    run = slots[s]
-                    if not _advance(envs[s], run, cfg.benchmark, action, text, frame):
-                        continue
-                    rec = _record(run)
-                    for row in run.rows:  # steps before the episode line: a crash leaves no orphan record
-                        fs.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    fs.flush()
-                    fp.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                    fp.flush()
-                    done[run.index], step_rows[run.index] = rec, run.rows
-                    slots[s] = None
-                    bar.update()
+
+            def write(res: EpisodeResult) -> None:
+                for row in res.rows:  # steps before the episode line: a crash leaves no orphan record
+                    fs.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fs.flush()
+                fp.write(json.dumps(res.record, ensure_ascii=False) + "\n")
+                fp.flush()
+                done[res.index], step_rows[res.index] = res.record, res.rows
+                bar.update()
+
+            run_episodes(envs, agent, todo, benchmark=cfg.benchmark, on_episode=write)
         seconds = time.perf_counter() - t0
         n = len(plan)
         records = [done[p[0]] for p in plan if p[0] in done]
@@ -452,7 +606,9 @@ def run_eval(cfg: EvalConfig, agent: Any) -> dict[str, Any]:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
 
         plan_kwargs = {i: kw for i, kw, _ in plan}
-        write_report(out / "report.html", metrics, records, step_rows, env=env, reset_kwargs=plan_kwargs,
+        # text envs have no screens to replay
+        write_report(out / "report.html", metrics, records, step_rows, env=None if cfg.benchmark in TEXT else env,
+                     reset_kwargs=plan_kwargs,
                      max_episodes=cfg.report_episodes)
     return metrics
 
@@ -482,7 +638,7 @@ def rebuild_report(run_dir: str | Path, *, images: bool = True, **kwargs: Any) -
     env = None
     plan: dict[int, Any] = {}
     try:
-        if images and cfg.benchmark != "miniwob" and raw.get("benchmark"):
+        if images and cfg.benchmark not in ("miniwob",) + TEXT and raw.get("benchmark"):
             env = make_env(cfg)
             plan = {i: kw for i, kw, _ in episode_plan(cfg, env)}
         kwargs.setdefault("max_episodes", cfg.report_episodes)

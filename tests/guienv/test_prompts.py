@@ -228,3 +228,51 @@ def test_api_agent_sends_previous_screens_first_in_the_shared_messages():
     sent = [np.asarray(Image.open(io.BytesIO(base64.b64decode(p["image_url"]["url"].split(",", 1)[1]))).convert("RGB"))
             for p in content if p["type"] == "image_url"]
     assert [int(im[0, 0, 0]) for im in sent] == [40, 80, 120] and size == (84, 56)
+
+
+# -- multi-step views (guienv.history) and the text templates ---------------------------------------
+def test_synthapp_template_is_unchanged_without_history_and_adds_it_and_feedback_when_present():
+    from guienv.prompts import ANDROID_ACTIONS, render
+
+    def text(fields):
+        return render("synthapp", fields)[0]["content"][1]["text"]
+
+    assert text({"instruction": "open Mail"}) == f"Task: open Mail\n{ANDROID_ACTIONS}"
+    assert text({"instruction": "open Mail", "history": ""}) == f"Task: open Mail\n{ANDROID_ACTIONS}"
+    full = text({"instruction": "open Mail", "history": "1. {\"type\": \"wait\"}",
+                 "feedback": "Your last action was invalid: no element there."})
+    assert full == ("Task: open Mail\nPrevious actions:\n1. {\"type\": \"wait\"}\n"
+                    f"Your last action was invalid: no element there.\n{ANDROID_ACTIONS}")
+
+
+def test_alfworld_prompt_moved_to_prompts_keeps_the_env_names_and_text():
+    from guienv.envs import alfworld as env_module
+    from guienv.prompts import ALFWORLD_PROMPT, ALFWORLD_PROMPT_NO_HISTORY, alfworld_prompt, render
+
+    assert env_module.format_prompt is alfworld_prompt
+    assert env_module.PROMPT == ALFWORLD_PROMPT and env_module.PROMPT_NO_HISTORY == ALFWORLD_PROMPT_NO_HISTORY
+    view = {"observation": "You arrive at x.", "task": "put a potato in sinkbasin.", "step": 5,
+            "admissible_commands": ["look", "inventory"], "history": [("o4", "look"), ("o5", "go to x")]}
+    text = render("alfworld", view)[0]["content"][0]["text"]
+    assert text == alfworld_prompt(view["task"], view["observation"], view["admissible_commands"], view["history"], 5)
+    assert "[Observation 4: 'o4', Action 4: 'look']\n[Observation 5: 'o5', Action 5: 'go to x']" in text
+    assert "You are now at step 6" in text
+
+
+@pytest.mark.parametrize("template", ["text", "alfworld"])
+def test_text_templates_have_no_image_slot_and_survive_hostile_text(template):
+    from guienv.prompts import TEXT_TEMPLATES, render
+
+    assert template in TEXT_TEMPLATES and template not in TEMPLATES
+    hostile = "{x} {0} '\"]) <action>" * 3
+    view = {"observation": hostile, "task": hostile, "admissible_commands": [hostile], "step": 2,
+            "history": [(hostile, hostile)] * 2, "feedback": "Your last action was invalid."}
+    msgs = observation_messages(template, view)
+    assert [p["type"] for p in msgs[-1]["content"]] == ["text"] and step_images(view) == []
+    assert hostile in msgs[-1]["content"][0]["text"] and view["feedback"] in msgs[-1]["content"][0]["text"]
+    with pytest.raises(ValueError, match="string 'observation'"):
+        render(template, {"instruction": "tap OK"})
+    with pytest.raises(ValueError, match="'step' must be a non-negative integer"):
+        render(template, {**view, "step": -1})
+    with pytest.raises(ValueError, match="no image slots"):
+        step_messages(template, view, 1)
