@@ -176,17 +176,17 @@ def _evaluate(r: _Run, tasks: list) -> dict[str, Any] | None:
     agent = PolicyAgent(r.policy, r.template, max_new_tokens=r.cfg.grpo.max_new_tokens, temperature=0.0)
     n_env = max(1, min(len(mine), r.cfg.train.eval_batch_size))
     frame = getattr(r.policy, "frame", None) or "pixel"
-    envs = [HistoryWrapper(gym.make(r.spec.id, **dict(r.spec.kwargs)), r.cfg.multiturn.history, frame,
-                           getattr(r.policy, "resize", None)) for _ in range(n_env)]
+    # The training rollouts' turn limit applies to held-out episodes too.
+    envs = [HistoryWrapper(gym.wrappers.TimeLimit(gym.make(r.spec.id, **dict(r.spec.kwargs)), r.cfg.multiturn.max_turns),
+                           r.cfg.multiturn.history, frame, getattr(r.policy, "resize", None)) for _ in range(n_env)]
     try:
         with torch.random.fork_rng(devices=[]):  # evaluation never moves the training RNG streams
-            results = run_episodes(envs, agent, [(t.seed, dict(t.options) if t.options else None) for t in mine],
-                                   max_steps=r.cfg.multiturn.max_turns, progress=False)
+            results = run_episodes(envs, agent, [(t.seed, dict(t.options) if t.options else None) for t in mine])
     finally:
         for e in envs:
             e.close()
     n, ok, turns, ret = r.dist.all_reduce_sum([len(results), sum(bool(x.success) for x in results),
-                                                sum(x.steps for x in results), sum(x.total_return for x in results)])
+                                                sum(x.steps for x in results), sum(x.episode_return for x in results)])
     n = max(n, 1.0)
     return {"episodes": n, "success": ok / n, "mean_turns": turns / n, "return": ret / n}
 
