@@ -82,7 +82,10 @@ class TextPolicy(Policy):
             raise ValueError(f"a text policy takes no images, got {len(images)}")
         if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
             raise ValueError(f"messages must be a non-empty list of chat messages, got {messages!r:.200}")
-        flat = [{"role": m["role"], "content": message_text(m, i)} for i, m in enumerate(messages)]
+        flat = []
+        for i, m in enumerate(messages):
+            content = message_text(m, i)  # validates the message before its role is read
+            flat.append({"role": m["role"], "content": content})
         text = self.tokenizer.apply_chat_template(flat, tokenize=False, add_generation_prompt=True)
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return Encoded(torch.tensor(ids, dtype=torch.long), None, None)
