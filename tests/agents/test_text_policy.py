@@ -10,7 +10,7 @@ import torch
 from agents.policy import Policy
 from agents.qwen import QwenAgent, QwenAgentConfig
 from agents.text_policy import TextPolicy, load_text_policy, message_text
-from agents.tiny_model import build_tiny_model, build_tiny_text_model
+from agents.tiny_model import TinyTextModelConfig, build_tiny_model, build_tiny_text_model
 from agents.train_prompts import TrainPrompt
 from guienv.errors import DataError
 from guienv.vlm import build_inputs
@@ -24,6 +24,13 @@ def text_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def text_policy(text_path):
     return load_text_policy(text_path, dtype="float32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sharp_policy(tmp_path_factory):
+    """A wider random init: varied greedy completions, so rows mixed up by padding would show."""
+    path = build_tiny_text_model(tmp_path_factory.mktemp("tiny") / "sharp", TinyTextModelConfig(initializer_range=0.2))
+    return load_text_policy(path, dtype="float32", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -124,11 +131,12 @@ def test_top_p_restricts_the_sampling_distribution(text_policy):
     assert np.mean([x for r in nucleus for x in r]) > np.mean([x for r in full for x in r])
 
 
-def test_batched_greedy_equals_one_at_a_time(text_policy):
-    pol = text_policy
+def test_batched_greedy_equals_one_at_a_time(sharp_policy):
+    pol = sharp_policy
     prompts = [pol.encode_messages(_user(t)) for t in PROMPTS]
     assert len({len(p.ids) for p in prompts}) == len(prompts)  # different lengths: left padding at work
     batched, blps = pol.sample_logprobs(prompts, temperature=0.0, max_new_tokens=10)
+    assert len({tuple(c) for c in batched}) == len(prompts)  # each row its own completion
     for p, c, lp in zip(prompts, batched, blps):
         one, olp = pol.sample_logprobs([p], temperature=0.0, max_new_tokens=10)
         assert one[0] == c
