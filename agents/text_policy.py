@@ -104,8 +104,10 @@ def load_text_policy(path: str | Path, *, device: str | None = None, dtype: str 
     kwargs = _dtype_kwargs(dtype)
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    local = Path(path)
-    if str(path).startswith((".", "/", "~")) and not local.expanduser().is_dir():
+    local = Path(path).expanduser()
+    if local.is_dir():
+        path = str(local)
+    elif str(path).startswith((".", "/", "~")):  # meant as a folder, not a hub id
         raise DataError(path, "no such model folder")
     try:
         hf_cfg = AutoConfig.from_pretrained(str(path))

@@ -172,7 +172,11 @@ def test_vl_encode_of_a_train_prompt_is_unchanged(vl_policy):
         vl_policy.encode_messages(vl_policy.messages(task), task.load_images()[:1])
 
 
-def test_load_text_policy_errors(tmp_path, text_path):
+def test_load_text_policy_errors(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    # the hub's documented offline mode (this machine has no network anyway): no connection retries
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DataError, match="no such model folder"):
         load_text_policy(tmp_path / "missing")
     with pytest.raises(DataError, match="not a local model folder or a reachable hub id"):
