@@ -220,8 +220,10 @@ class Policy:
         finally:
             model.train(was_training)
         new = out.sequences[:, batch["input_ids"].shape[1]:]
-        scores = torch.stack(out.scores, dim=1).float()  # (B, T, V): the logits the tokens were drawn from
-        logp = torch.log_softmax(scores, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+        # out.scores: one (B, V) tensor per step, the logits each token was drawn from; reduced
+        # step by step (a stacked (B, T, V) copy would be large for a 150k vocabulary)
+        logp = torch.stack([torch.log_softmax(sc.float(), dim=-1).gather(-1, new[:, t:t + 1]).squeeze(-1)
+                            for t, sc in enumerate(out.scores)], dim=1)
         comps = self._completion_lists(new)
         return comps, [logp[i, :len(c)].tolist() for i, c in enumerate(comps)]
 

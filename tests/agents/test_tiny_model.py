@@ -91,6 +91,8 @@ def test_cli_builds_the_text_model(tmp_path, capsys):
     assert main(["tiny-model", "--text", str(tmp_path / "t")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "t")
     assert AutoConfig.from_pretrained(tmp_path / "t").model_type == "qwen2"
+    assert main(["tiny-model", str(tmp_path / "vl")]) == 0  # without --text: the VL model, as before
+    assert AutoConfig.from_pretrained(tmp_path / "vl").model_type == "qwen2_5_vl"
 
 
 def test_cli_needs_exactly_one_path(tmp_path, capsys):
