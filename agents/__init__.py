@@ -11,12 +11,14 @@ from agents.baselines import MeanClickAgent, OracleAgent, RandomAgent
 from agents.gigpo import GiGPOConfig, gigpo_advantages
 from agents.grpo import GRPOTrainer, GRPOTrainerConfig, Rollout
 from agents.policy import Policy
+from agents.policy_agent import PolicyAgent, TextAgent, TextAgentConfig
 from agents.protocol import Agent
 from agents.qwen import Generation, QwenAgent, QwenAgentConfig
 from agents.rollout import Group, RolloutStep, Trajectory, rollout_group, rollout_groups, rollout_vector
 from agents.salt import SALTConfig, salt_advantages
 from agents.sft import SFTConfig, SFTTrainer
 from agents.step_batch import StepBatch, split_by_trajectory
+from agents.text_policy import TextPolicy, load_text_policy
 
 __all__ = [
     "Agent",
@@ -31,6 +33,7 @@ __all__ = [
     "MeanClickAgent",
     "OracleAgent",
     "Policy",
+    "PolicyAgent",
     "QwenAgent",
     "QwenAgentConfig",
     "RandomAgent",
@@ -40,10 +43,14 @@ __all__ = [
     "SFTConfig",
     "SFTTrainer",
     "StepBatch",
+    "TextAgent",
+    "TextAgentConfig",
+    "TextPolicy",
     "Trajectory",
     "estimate",
     "gigpo_advantages",
     "grpo_advantages",
+    "load_text_policy",
     "make_config",
     "rollout_group",
     "rollout_groups",

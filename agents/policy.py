@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from agents.train_prompts import TrainPrompt
 from guienv.frames import Frame
 from guienv.prompts import step_messages
-from guienv.vlm import build_inputs
+from guienv.vlm import IMAGE_PAD, build_inputs
 
 if TYPE_CHECKING:
     import torch
@@ -45,18 +47,24 @@ class Policy:
     bounds and coordinate frame) with the batching GRPO needs: prompt encoding (one or several
     images), grouped sampling and teacher-forced token log-probs."""
 
-    def __init__(self, agent: Any, cache_mb: float = 0.0):
-        import torch
+    is_vision = True
 
+    def __init__(self, agent: Any, cache_mb: float = 0.0):
         self.agent = agent
-        self.model = agent.model  # may be replaced by a peft model
-        self.tokenizer = agent.tokenizer
         self.image_processor = agent.image_processor
-        self.frame: Frame = agent.frame
+        self.frame: Frame | None = agent.frame
         self.resize = agent.resize
         self.merge_size = agent.merge_size
-        self.device = torch.device(agent.device)
-        self.eos_ids = list(agent.vlm.eos_ids)
+        self._setup(agent.model, agent.tokenizer, agent.device, agent.vlm.eos_ids, cache_mb)
+
+    def _setup(self, model: Any, tokenizer: Any, device: Any, eos_ids: Sequence[int], cache_mb: float) -> None:
+        """The state every policy shares (the text policy sets it up the same way)."""
+        import torch
+
+        self.model = model  # may be replaced by a peft model
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+        self.eos_ids = list(eos_ids)
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.share_vision = True  # encode each distinct prompt's images once per forward (see _vision_once)
         self._mm_kw: bool | None = None
@@ -82,15 +90,23 @@ class Policy:
         hit = self._cache.get(id(task))
         if hit is not None and hit[0] is task:
             return hit[1]
-        text = self.tokenizer.apply_chat_template(self.messages(task), tokenize=False, add_generation_prompt=True)
-        b = build_inputs(self.tokenizer, self.image_processor, [text], [task.load_images()], self.merge_size)
-        enc = Encoded(b["input_ids"][0], b.get("pixel_values"), b.get("image_grid_thw"))
+        enc = self.encode_messages(self.messages(task), task.load_images())
         if self.cache_bytes:
             size = sum(t.numel() * t.element_size() for t in (enc.ids, enc.pixel_values, enc.grid) if t is not None)
             if self._cached_bytes + size <= self.cache_bytes:
                 self._cache[id(task)] = (task, enc)
                 self._cached_bytes += size
         return enc
+
+    def encode_messages(self, messages: list[dict[str, Any]], images: Sequence[np.ndarray] = ()) -> Encoded:
+        """Chat ``messages`` (as :mod:`guienv.prompts` builds them) through the tokenizer's chat
+        template with the generation prompt, and ``images`` filling its image slots in order."""
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        images = list(images)
+        if text.count(IMAGE_PAD) != len(images):
+            raise ValueError(f"the messages have {text.count(IMAGE_PAD)} image slot(s) but {len(images)} image(s) were given")
+        b = build_inputs(self.tokenizer, self.image_processor, [text], [images], self.merge_size)
+        return Encoded(b["input_ids"][0], b.get("pixel_values"), b.get("image_grid_thw"))
 
     # -- batching -------------------------------------------------------------------------------
     def collate(self, prompts: Sequence[Encoded], completions: Sequence[Sequence[int]] | None = None) -> dict[str, torch.Tensor]:
@@ -128,6 +144,20 @@ class Policy:
             out.append(row[:n])
         return out
 
+    def _generation_kwargs(self, *, temperature: float, top_p: float, max_new_tokens: int, min_new_tokens: int,
+                           n: int = 1) -> dict[str, Any]:
+        # A clean generation config: a checkpoint's own defaults (Qwen2.5-VL ships top_k=1,
+        # repetition_penalty=1.05) would make the sampling distribution differ from the
+        # log_softmax(logits / T) the loss uses.
+        kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=self.pad_id, eos_token_id=self.eos_ids,
+                                      bos_token_id=getattr(self.model.generation_config, "bos_token_id", None),
+                                      suppress_tokens=self.banned_ids or None, min_new_tokens=min_new_tokens or None)
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=n)
+        else:
+            kwargs.update(do_sample=False)
+        return kwargs
+
     @no_grad
     def sample(self, prompts: Sequence[Encoded], n: int, *, temperature: float, top_p: float = 1.0,
                max_new_tokens: int = 64, seeds: Sequence[int] | None = None, min_new_tokens: int = 0) -> list[list[int]]:
@@ -149,16 +179,8 @@ class Policy:
         batch = self.collate(prompts)
         from transformers import GenerationConfig
 
-        # A clean generation config: a checkpoint's own defaults (Qwen2.5-VL ships top_k=1,
-        # repetition_penalty=1.05) would make the sampling distribution differ from the
-        # log_softmax(logits / T) the loss uses.
-        kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=self.pad_id, eos_token_id=self.eos_ids,
-                                      bos_token_id=getattr(model.generation_config, "bos_token_id", None),
-                                      suppress_tokens=self.banned_ids or None, min_new_tokens=min_new_tokens or None)
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=n)
-        else:
-            kwargs.update(do_sample=False)
+        kwargs = self._generation_kwargs(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                         min_new_tokens=min_new_tokens, n=n)
         try:
             seqs = model.generate(**batch, generation_config=GenerationConfig(**kwargs))
         finally:
@@ -168,6 +190,42 @@ class Policy:
         if temperature <= 0 and n > 1:
             comps = [c for c in comps for _ in range(n)]
         return comps
+
+    @no_grad
+    def sample_logprobs(self, prompts: Sequence[Encoded], *, temperature: float, top_p: float = 1.0,
+                        max_new_tokens: int = 64, min_new_tokens: int = 0) -> tuple[list[list[int]], list[list[float]]]:
+        """One completion per prompt (one batched ``generate`` over all prompts: each prompt may be a
+        different trajectory's turn) and the log-prob of every sampled token under the distribution
+        that sampled it: ``log_softmax`` of the processed logits (``output_scores``: banned tokens,
+        ``min_new_tokens``, temperature and top-p applied; greedy at ``temperature=0``, where no
+        temperature is applied). Completions end at the first EOS (included), as in :meth:`sample`.
+
+        This is the behaviour policy's log-prob of PPO-style importance ratios (Schulman et al.,
+        "Proximal Policy Optimization Algorithms", arXiv 1707.06347, eq. 6); teacher-forced
+        :meth:`token_logprobs` at the same temperature recomputes it when ``top_p=1``."""
+        import torch
+        from transformers import GenerationConfig
+
+        if not prompts:
+            return [], []
+        model = self.model
+        was_training = model.training
+        model.eval()
+        batch = self.collate(prompts)
+        kwargs = self._generation_kwargs(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                         min_new_tokens=min_new_tokens)
+        kwargs.update(output_scores=True, return_dict_in_generate=True)
+        try:
+            out = model.generate(**batch, generation_config=GenerationConfig(**kwargs))
+        finally:
+            model.train(was_training)
+        new = out.sequences[:, batch["input_ids"].shape[1]:]
+        # out.scores: one (B, V) tensor per step, the logits each token was drawn from; reduced
+        # step by step (a stacked (B, T, V) copy would be large for a 150k vocabulary)
+        logp = torch.stack([torch.log_softmax(sc.float(), dim=-1).gather(-1, new[:, t:t + 1]).squeeze(-1)
+                            for t, sc in enumerate(out.scores)], dim=1)
+        comps = self._completion_lists(new)
+        return comps, [logp[i, :len(c)].tolist() for i, c in enumerate(comps)]
 
     def _vision_once(self, model: Any, prompts: Sequence[Encoded], batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Encode each distinct prompt's images once and hand the features to the forward

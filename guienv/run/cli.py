@@ -162,9 +162,11 @@ def _cmd_synth_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
-    from agents.tiny_model import build_tiny_model
+    from agents.tiny_model import build_tiny_model, build_tiny_text_model
 
-    print(build_tiny_model(args.path))
+    if bool(args.path) == bool(args.text):
+        raise ValueError("give PATH (the VL model) or --text PATH (the text model), one of them")
+    print(build_tiny_text_model(args.text) if args.text else build_tiny_model(args.path))
     return 0
 
 
@@ -245,8 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-images", action="store_true", help="do not rebuild the env to replay screenshots")
     r.set_defaults(func=_cmd_report)
 
-    t = sub.add_parser("tiny-model", help="build a tiny random-init Qwen2.5-VL (HF folder) for offline tests/demos")
-    t.add_argument("path")
+    t = sub.add_parser("tiny-model", help="build a tiny random-init Qwen2.5-VL (HF folder) for offline tests/demos; "
+                                          "--text PATH: a tiny text Qwen2 for the text envs instead")
+    t.add_argument("path", nargs="?", help="folder of the Qwen2.5-VL model")
+    t.add_argument("--text", metavar="PATH", help="build the tiny text model (Qwen2ForCausalLM) in PATH instead")
     t.set_defaults(func=_cmd_tiny_model)
     return p
 
