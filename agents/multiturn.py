@@ -269,13 +269,21 @@ class RolloutEngine:
             x.obs_key = observation_key(r.observation)
             x.state_key = _state_key(r.info, x.obs_key)
             x.history.reset(r.observation, r.info)
+        encoded: dict[str, Any] = {}
         for turn in range(self.config.max_turns):
             active = [x for x in live if not x.done]
             if not active:
                 break
             t0 = time.perf_counter()
             views = [x.history.view() for x in active]
-            prompts = [self.prompt(v) for v in views]
+            prompts = []
+            for v in views:
+                # Identical views (a group's first turn, states trajectories share) get one Encoded
+                # object: encoded once, and the update runs the vision tower once for all of them.
+                k = observation_key(v)
+                if k not in encoded:
+                    encoded[k] = self.prompt(v)
+                prompts.append(encoded[k])
             t1 = time.perf_counter()
             times["prompt"] += t1 - t0
             if act is None:

@@ -82,6 +82,12 @@ class _Run:
     train_tasks: list
     eval_tasks: list
     log: Any
+    server: Any = None  # an Appium server this run started (MiniWoB)
+
+    def close(self) -> None:
+        self.pool.close()
+        if self.server is not None:
+            self.server.stop()
 
     @property
     def main(self) -> bool:
@@ -142,6 +148,13 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, log: Any) -> _R
     mt = cfg.multiturn
     template = mt.template or default_template(str(cfg.data.env_id), policy.is_vision)
     spec = env_spec(cfg.data)
+    server = None
+    if "miniwob" in spec.id.lower() and not spec.kwargs.get("server_url"):
+        # MiniWoB++ pages run in Chromium through Appium: a server for this run, as guienv eval does.
+        from emulator.appium_server import AppiumServer
+
+        server = AppiumServer().start()
+        spec = type(spec)(spec.id, {**dict(spec.kwargs), "server_url": server.url})
     per_rank = math.ceil(cfg.grpo.prompts_per_step / dist.world) * cfg.grpo.group_size
     pool = make_pool(spec, mt.pool_workers or per_rank, mt.pool, step_timeout_s=mt.step_timeout_s,
                      ray_address=mt.ray_address)
@@ -156,7 +169,8 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, log: Any) -> _R
             f"({sum(p.numel() for p in policy.model.parameters()) / 1e6:.2f}M params), template {template}, "
             f"advantage {mt.advantage.get('name')}, {pool.size} env slots ({mt.pool}); world {dist.world}; "
             f"{'resuming' if ckpt else 'fresh run'}")
-    return _Run(cfg, out, dist, policy, train_model, autocast, template, spec, pool, engine, train_tasks, eval_tasks, log)
+    return _Run(cfg, out, dist, policy, train_model, autocast, template, spec, pool, engine, train_tasks, eval_tasks, log,
+                server)
 
 
 # -- held-out evaluation ----------------------------------------------------------------------------
@@ -217,14 +231,16 @@ def _demonstrations(r: _Run):
                                    "(synthapp, miniwob, alfworld) or sft.steps: 0", field="data.expert")
     lo, hi = r.dist.shard(len(r.train_tasks))
     expert = make_expert(name, getattr(r.policy, "frame", None), getattr(r.policy, "resize", None))
-    demos, st = collect_demonstrations(r.engine, r.train_tasks[lo:hi], expert)
+    # An expert cut off by the turn limit still played correct turns: they are kept too.
+    demos, st = collect_demonstrations(r.engine, r.train_tasks[lo:hi], expert, solved_only=False)
     tot = dict(zip(sorted(st), r.dist.all_reduce_sum([st[k] for k in sorted(st)])))
     if r.main:
         (r.out / "demonstrations.json").write_text(json.dumps({"expert": name, **tot}, indent=2))
         r.log(f"SFT warm-up: expert {name} solved {int(tot['solved'])}/{int(tot['episodes'])} training tasks "
               f"({int(tot['turns'])} turns; {int(tot['failed'])} env failures)")
     if not demos:
-        raise DataError(r.spec.id, f"the {name} expert solved no training task: nothing to imitate", field="data.expert")
+        raise DataError(r.spec.id, f"the {name} expert played no turn (every episode failed): nothing to imitate",
+                        field="data.expert")
     return demos
 
 
@@ -292,7 +308,8 @@ def train_multiturn(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = 
                 trainer, opt, sch, sampler = _sft(r)
             else:
                 trainer, opt, sch, curriculum = _grpo(r)
-            if restore and ckpt:
+            # A checkpoint of the warm-up's last step holds the warm-up's optimizer: GRPO starts fresh from it.
+            if restore and ckpt and state.get("phase") == name:
                 load_optimizer(opt, ckpt, dist, False)
                 load_scheduler(sch, ckpt)
                 if name == "sft" and "sft_sampler" in state:
@@ -360,7 +377,7 @@ def train_multiturn(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = 
             metrics.close()
         return _finish(r, evals, metrics, curriculum, total)
     finally:
-        r.pool.close()
+        r.close()
 
 
 def _finish(r: _Run, evals: dict[str, Any], metrics: MetricsLog, curriculum: Any, total: int) -> dict[str, Any]:
