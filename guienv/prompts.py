@@ -90,6 +90,19 @@ def synthapp(obs: Mapping[str, Any]) -> Messages:
     return _user("\n".join(parts + [ANDROID_ACTIONS]))
 
 
+def synthapp_short(obs: Mapping[str, Any]) -> Messages:
+    """:func:`synthapp`'s task, history and feedback without the list of action formats, the
+    screenshot after the text (what :func:`gui_g1_text_first` does for grounding). For models
+    trained from scratch (the tiny CPU model, ``configs/multiturn_synthapp.yaml``): the prompt is a
+    third as long and the warm-up teaches the answer format. Pretrained checkpoints keep ``synthapp``."""
+    parts = [f"Task: {obs['instruction']}"]
+    if obs.get("history"):
+        parts.append(f"Previous actions:\n{obs['history']}")
+    if obs.get("feedback"):
+        parts.append(str(obs["feedback"]))
+    return _user("\n".join(parts + ["Answer with one JSON action."]), image_first=False)
+
+
 # -- text envs (views of guienv.history.History: observation, task, admissible_commands, history, step)
 def _text_user(text: str) -> Messages:
     return [{"role": "user", "content": [{"type": "text", "text": text}]}]
@@ -185,6 +198,7 @@ TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Messages]] = {
     "androidcontrol-low": androidcontrol_low,
     "androidcontrol-high": androidcontrol_high,
     "synthapp": synthapp,
+    "synthapp-short": synthapp_short,
 }
 # Templates of text views (guienv.history.History of a text env): no image slot.
 TEXT_TEMPLATES: dict[str, Callable[[Mapping[str, Any]], Messages]] = {"text": text, "alfworld": alfworld}

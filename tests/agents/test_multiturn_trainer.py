@@ -237,16 +237,18 @@ def test_engine_prompt_is_the_one_guienv_eval_builds(tiny):
     view, info = env.reset(seed=3, options=opts)
     obs, rinfo = raw.reset(seed=3, options=opts)
     hist.reset(obs, rinfo)
-    for turn in range(3):
+    compared = 0
+    for _ in range(3):
         mine = engine.prompt(hist.view())
         theirs = agent.inputs([view])
         assert torch.equal(mine.ids, theirs["input_ids"][0])
         assert torch.equal(mine.pixel_values, theirs["pixel_values"])
         assert "Previous actions" in agent.prompt(view) or not hist.view().get("history")
+        compared += 1
         action = engine.env_action(obs, '{"action": "click", "coordinate": [40, 60]}')
         view, *_ = env.step(action)
         obs, _r, term, trunc, rinfo = raw.step(action)
         hist.record(action, obs, rinfo)
         if term or trunc:
             break
-    assert turn == 2  # three turns compared, the last two with a history
+    assert compared == 3  # three turns compared, the last two with a history

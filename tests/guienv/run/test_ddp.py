@@ -156,3 +156,38 @@ def test_fsdp_run_resumed_from_its_checkpoint_matches_the_uninterrupted_run(setu
     pa, pb = _params(full), _params(resumed)
     for k in pa:
         torch.testing.assert_close(pa[k], pb[k], atol=2e-6, rtol=1e-5)
+
+
+MULTITURN = """
+model: {{path: {model}, max_pixels: 12544, image_backend: pil, template: synthapp-short}}
+data:
+  source: env
+  env_id: guienv/SynthApp-v0
+  env_kwargs: {{mode: app, config: {{width: 224, height: 392}}}}
+  steps: [2]
+  train_size: 4
+  eval_size: 3
+multiturn: {{max_turns: 2, pool: inline, advantage: {{name: salt}}, invalid_penalty: 0.05}}
+curriculum: {{mode: random}}
+sft: {{steps: 2, batch_size: 4, lr: 0.001}}
+grpo: {{group_size: 2, prompts_per_step: 4, max_new_tokens: 8, micro_batch_size: 4, lr: 0.001, temperature: 1.0}}
+train: {{steps: 2, save_every: 1, eval_before: false, tensorboard: false, plot: false, progress: false, eval_batch_size: 2}}
+"""
+
+
+def test_multiturn_run_under_torchrun_splits_the_groups_and_the_held_out_episodes(setup):
+    """Two ranks, each with its own env pool: the step's 4 tasks split 2 + 2 (a group never straddles
+    ranks), the metrics count all of them once, and held-out episodes split 2 + 1 and add up to 3."""
+    root, plugins, model = setup[0], setup[1], setup[2]
+    cfg = root / "mt.yaml"
+    cfg.write_text(MULTITURN.format(model=model))
+    out = root / "mt"
+    _torchrun(cfg, out, plugins)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["phase"] for r in rows] == ["sft", "sft", "grpo", "grpo"]
+    for r in rows[2:]:
+        assert r["groups_used"] == 4 and r["failure_rate"] == 0.0
+    summary = json.loads((out / "eval.json").read_text())
+    assert summary["eval_after"]["episodes"] == 3
+    demos = json.loads((out / "demonstrations.json").read_text())
+    assert demos["episodes"] == 4  # each rank played the expert on its half of the training tasks

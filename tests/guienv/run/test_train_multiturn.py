@@ -197,3 +197,15 @@ def test_miniwob_over_real_appium(tmp_path):
     assert rows[-1]["phase"] == "grpo" and rows[-1]["failure_rate"] == 0.0
     assert summary["eval_after"]["episodes"] == 1
     assert np.isfinite(rows[-1]["loss"])
+
+
+@pytest.mark.parametrize("name", ["multiturn_synthapp", "multiturn_alfworld", "multiturn_miniwob"])
+def test_example_configs_load_and_name_their_env(name):
+    from agents.multiturn import MultiTurnConfig
+
+    repo = Path(__file__).resolve().parents[3]
+    cfg = TrainConfig.from_yaml(repo / "configs" / f"{name}.yaml")
+    assert cfg.data.source == "env" and cfg.data.env_id.startswith("guienv/")
+    assert isinstance(cfg.multiturn, MultiTurnConfig)
+    assert cfg.multiturn.advantage_config().name in ("grpo", "salt", "gigpo")
+    assert cfg.model.kind == ("text" if "alfworld" in name else "vl")
