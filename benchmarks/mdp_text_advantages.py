@@ -117,7 +117,7 @@ def policy_table(pol, prompts: dict, spec: mdp_specs.MDPSpec) -> tuple[np.ndarra
     return pi, prefixes
 
 
-def sft(pol, prompts: dict, spec: mdp_specs.MDPSpec, steps: int, seed: int) -> dict:
+def sft(pol, prompts: dict, spec: mdp_specs.MDPSpec, steps: int, seed: int, batch: int = 16) -> dict:
     """A short SFT on answers drawn from a per-observation mixture of the actions and an invalid one."""
     rng = np.random.default_rng(seed)
     answers = [f"<action>{a}</action>" for a in spec.actions] + [INVALID_ANSWER]
@@ -128,13 +128,13 @@ def sft(pol, prompts: dict, spec: mdp_specs.MDPSpec, steps: int, seed: int) -> d
         for _ in range(16):
             demos.append(Demonstration(p, answers[int(rng.choice(len(answers), p=mix[oi]))], oi))
     torch.manual_seed(seed)
-    trainer = DemoSFTTrainer(pol, SFTConfig(batch_size=16, micro_batch_size=16), demos,
+    trainer = DemoSFTTrainer(pol, SFTConfig(batch_size=batch, micro_batch_size=batch), demos,
                              torch.optim.AdamW(pol.model.parameters(), lr=3e-3))
     row = {}
     for _ in range(steps):
         row = trainer.step(lambda n: [int(i) for i in rng.integers(0, len(demos), n)])
     pol.model.eval()
-    return {"steps": steps, "final_loss": row.get("sft_loss"), "target_mixture": mix.round(3).tolist()}
+    return {"steps": steps, "batch": batch, "final_loss": row.get("sft_loss"), "target_mixture": mix.round(3).tolist()}
 
 
 def exact_targets(ro, spec, ex, prefixes, prompts, G: int) -> dict[str, np.ndarray]:
@@ -144,7 +144,7 @@ def exact_targets(ro, spec, ex, prefixes, prompts, G: int) -> dict[str, np.ndarr
     aidx = {a: i for i, a in enumerate(spec.actions)}
     noop = len(spec.actions)
     by_ids = {tuple(p.ids.tolist()): k for k, p in prompts.items()}
-    step_t, traj_t, unmodelled = [], [], 0
+    step_t, traj_t, cells, unmodelled = [], [], [], 0
     n = 0
     for grp, turns in zip(ro.groups, ro.turns):
         for traj, tt in zip(grp.trajectories, turns):
@@ -160,16 +160,30 @@ def exact_targets(ro, spec, ex, prefixes, prompts, G: int) -> dict[str, np.ndarr
                 comp = list(turn.completion)
                 modelled = next((i for i, p in enumerate(prefixes) if comp[:len(p)] == p), noop)
                 unmodelled += modelled != a
+                cells.append((t * len(spec.states) + s) * (noop + 1) + a)
                 step_t.append(ex.Q[t, s, a] - ex.V[t, s])
                 traj_t.append((1 - 1 / G) * (past + ex.Q[t, s, a] - ex.J))
                 past += rec.reward
                 n += 1
-    return {"step": np.array(step_t), "trajectory": np.array(traj_t), "unmodelled": unmodelled, "n": n}
+    return {"step": np.array(step_t), "trajectory": np.array(traj_t), "cell": np.array(cells), "unmodelled": unmodelled,
+            "n": n}
 
 
 def score(est: np.ndarray, target: np.ndarray) -> dict[str, float]:
     d = est - target
     return {"bias": float(d.mean()), "mse": float((d ** 2).mean())}
+
+
+def decompose(est: np.ndarray, target: np.ndarray, cell: np.ndarray) -> dict[str, float]:
+    """MSE = squared bias per (t, s, a) cell, weighted by the cell's share of steps, + the rest
+    (variance). The pooled bias of :func:`score` lets opposite biases of cells cancel; this does
+    not (a cell seen n times carries var/n of noise in its bias term)."""
+    d = est - target
+    _, inv, counts = np.unique(cell, return_inverse=True, return_counts=True)
+    means = np.bincount(inv, d) / counts
+    bias2 = float((counts * means ** 2).sum() / len(d))
+    mse = float((d ** 2).mean())
+    return {"mse": mse, "cell_bias2": bias2, "variance": mse - bias2, "cells": int(len(counts))}
 
 
 def run_seed(pol, engine, spec, aug, pi, prefixes, prompts, args, seed: int) -> dict:
@@ -191,6 +205,7 @@ def run_seed(pol, engine, spec, aug, pi, prefixes, prompts, args, seed: int) -> 
         row["slope_on_step"] = float(np.dot(x - x.mean(), a - a.mean()) / max(1e-12, np.dot(x - x.mean(), x - x.mean())))
         row["corr_step"] = float(np.corrcoef(a, x)[0, 1]) if a.std() > 0 and x.std() > 0 else float("nan")
         out["estimators"][name] = row
+        out.setdefault("_rows", {"step": tg["step"], "trajectory": tg["trajectory"], "cell": tg["cell"]})[name] = a
     return out
 
 
@@ -199,6 +214,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--length", type=int, default=3, help="chain length (decisions to the goal)")
     ap.add_argument("--horizon", type=int, default=5)
     ap.add_argument("--sft-steps", type=int, default=60)
+    ap.add_argument("--sft-batch", type=int, default=16)
     ap.add_argument("--tasks", type=int, default=16, help="groups per seed")
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--seeds", type=int, default=8)
@@ -208,7 +224,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mdp_text_advantages.json"))
     args = ap.parse_args(argv)
     if args.smoke:
-        args.sft_steps, args.tasks, args.group_size, args.seeds, args.horizon = 8, 2, 4, 2, 3
+        args.sft_steps, args.sft_batch, args.tasks, args.group_size, args.seeds, args.horizon = 20, 8, 2, 4, 2, 3
     from agents.text_policy import load_text_policy
     from agents.tiny_model import build_tiny_text_model
 
@@ -224,13 +240,19 @@ def main(argv=None) -> dict:
     with make_pool(env, args.tasks * args.group_size, "inline") as pool:
         engine = RolloutEngine(pol, pool, cfg, "text")
         prompts = table_prompts(engine, spec)
-        sft_info = sft(pol, prompts, spec, args.sft_steps, seed=0)
+        sft_info = sft(pol, prompts, spec, args.sft_steps, seed=0, batch=args.sft_batch)
         pi, prefixes = policy_table(pol, prompts, spec)
         ex = evaluate_policy(aug, pi)
         print(f"# {spec.name}, horizon {spec.horizon}, actions {spec.actions} + no-op; SFT {args.sft_steps} steps "
               f"(loss {sft_info['final_loss']:.3f}); J = {ex.J:.4f}; pi[0, c0] = {pi[0, 0].round(3).tolist()}",
               flush=True)
         seeds = [run_seed(pol, engine, spec, aug, pi, prefixes, prompts, args, s) for s in range(args.seeds)]
+    # cell-wise bias/variance split on all seeds' steps pooled (cells are visited too rarely per seed)
+    pooled = {k: np.concatenate([s["_rows"][k] for s in seeds]) for k in seeds[0]["_rows"]}
+    for s in seeds:
+        del s["_rows"]
+    decomposition = {name: {target: decompose(pooled[name], pooled[target], pooled["cell"])
+                            for target in ("step", "trajectory")} for name in ESTIMATORS}
     summary = {}
     for name in ESTIMATORS:
         summary[name] = {}
@@ -249,7 +271,7 @@ def main(argv=None) -> dict:
         "unmodelled_rate": statistics.fmean(s["unmodelled_rate"] for s in seeds),
         "invalid_rate": statistics.fmean(s["invalid_rate"] for s in seeds),
         "success_rate": statistics.fmean(s["success_rate"] for s in seeds),
-        "estimators": summary, "per_seed": seeds, "wall_s": time.time() - t0,
+        "estimators": summary, "decomposition": decomposition, "per_seed": seeds, "wall_s": time.time() - t0,
     }
     print("| estimator | bias vs step A | MSE vs step A | bias vs traj. target | MSE vs traj. target | slope on step A | corr |")
     print("|---|---|---|---|---|---|---|")
@@ -258,6 +280,11 @@ def main(argv=None) -> dict:
               f"{r['mse_vs_step']['mean']:.4f} | {r['bias_vs_trajectory']['mean']:+.4f} ± "
               f"{r['bias_vs_trajectory']['std']:.4f} | {r['mse_vs_trajectory']['mean']:.4f} | "
               f"{r['slope_on_step']['mean']:.3f} | {r['corr_step']['mean']:.3f} |")
+    print("| estimator | target | MSE | cell bias^2 | variance |")
+    print("|---|---|---|---|---|")
+    for name, r in decomposition.items():
+        for target, x in r.items():
+            print(f"| {name} | {target} | {x['mse']:.4f} | {x['cell_bias2']:.4f} | {x['variance']:.4f} |")
     print(f"# unmodelled rate {result['unmodelled_rate']:.4f}, invalid rate {result['invalid_rate']:.3f}, "
           f"success {result['success_rate']:.3f}, {result['wall_s']:.0f} s")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -85,3 +85,10 @@ def test_mdp_text_advantages_smoke_scores_every_estimator(models, tmp_path):
             for target in ("step", "trajectory"):
                 assert math.isfinite(row[f"mse_vs_{target}"])
                 assert row[f"mse_vs_{target}"] >= row[f"bias_vs_{target}"] ** 2 - 1e-12
+    # the MSE split: squared bias per (t, s, a) cell plus what is left (variance), both >= 0
+    for name in res["estimators"]:
+        for target in ("step", "trajectory"):
+            x = res["decomposition"][name][target]
+            assert x["cell_bias2"] >= 0 and x["variance"] >= -1e-12
+            assert x["mse"] == pytest.approx(x["cell_bias2"] + x["variance"])
+            assert x["mse"] == pytest.approx(np.mean([s["estimators"][name][f"mse_vs_{target}"] for s in res["per_seed"]]))
