@@ -16,7 +16,8 @@ The two modes alternate (batched, sequential, batched, ...) ``--repeats`` times 
 machine load hits both alike; reported per mode: env steps/s (steps actually taken, counted from
 the rollout), completion tokens/s, and the time split generation / env / prompt of
 :attr:`agents.multiturn.MultiTurnRollout.times`; the speed-up is the ratio of the medians, with
-the per-repeat ratios' min and max as the spread.
+the per-repeat ratios' min and max as the spread, and the same ratio on this process's CPU time
+(less sensitive to other jobs sharing the cores).
 
 Two setups (both real: ``from_pretrained`` models, real envs):
 
@@ -85,18 +86,18 @@ SETUPS = {"mdp-text": text_setup, "synthapp-vl": vl_setup}
 
 def _measure(engine_of, tasks, G, batched: bool, sampling: dict) -> dict:
     """One pass over the P x G trajectories; returns counts and times."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if batched:
         ro = engine_of(len(tasks) * G).run(tasks, G, **sampling)
     else:
         engine = engine_of(1)
         parts = [engine.run([task], 1, **sampling) for task in tasks for _ in range(G)]
         ro = MultiTurnRollout.concat(parts)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     st = rollout_stats(ro)
     if st["failed"]:
         raise RuntimeError(f"{int(st['failed'])} trajectories failed: {ro.failures}")
-    return {"wall_s": wall, "steps": int(st["turns"]), "completion_tokens": int(st["completion_tokens"]),
+    return {"wall_s": wall, "cpu_s": cpu, "steps_per_cpu_s": st["turns"] / cpu, "steps": int(st["turns"]), "completion_tokens": int(st["completion_tokens"]),
             "steps_per_s": st["turns"] / wall, "tokens_per_s": st["completion_tokens"] / wall,
             "times": {k: round(v, 4) for k, v in ro.times.items()}}
 
@@ -131,7 +132,8 @@ def bench(name: str, args, work: Path) -> dict:
                 res = _measure(engine_of, tasks, args.group_size, mode == "batched", sampling)
                 runs[mode].append(res)
                 print(f"  repeat {r} {mode:10s} {res['steps']} steps {res['completion_tokens']} tokens in "
-                      f"{res['wall_s']:.2f} s: {res['steps_per_s']:.1f} steps/s, times {res['times']}", flush=True)
+                      f"{res['wall_s']:.2f} s ({res['cpu_s']:.2f} s CPU): {res['steps_per_s']:.1f} steps/s, "
+                      f"times {res['times']}", flush=True)
     finally:
         for p in pools.values():
             p.close()
@@ -145,8 +147,15 @@ def bench(name: str, args, work: Path) -> dict:
     ratios = [b["steps_per_s"] / s["steps_per_s"] for b, s in zip(runs["batched"], runs["sequential"])]
     out["speedup_median"] = out["batched"]["steps_per_s_median"] / out["sequential"]["steps_per_s_median"]
     out["speedup_per_repeat"] = ratios
+    out["speedup_median_of_ratios"] = statistics.median(ratios)
+    # CPU time of this process (all its threads): less sensitive to other jobs on the machine than
+    # wall time, though not immune (shared caches, oversubscribed cores)
+    cpu_ratios = [b["steps_per_cpu_s"] / s["steps_per_cpu_s"] for b, s in zip(runs["batched"], runs["sequential"])]
+    out["speedup_cpu_median"] = statistics.median(cpu_ratios)
+    out["speedup_cpu_per_repeat"] = cpu_ratios
     out["speedup_min"], out["speedup_max"] = min(ratios), max(ratios)
-    print(f"  => speed-up {out['speedup_median']:.2f}x (per repeat {min(ratios):.2f}..{max(ratios):.2f})", flush=True)
+    print(f"  => speed-up {out['speedup_median']:.2f}x wall (per repeat {min(ratios):.2f}..{max(ratios):.2f}), "
+          f"{out['speedup_cpu_median']:.2f}x CPU time (per repeat {min(cpu_ratios):.2f}..{max(cpu_ratios):.2f})", flush=True)
     return out
 
 
