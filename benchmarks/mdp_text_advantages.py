@@ -117,7 +117,7 @@ def policy_table(pol, prompts: dict, spec: mdp_specs.MDPSpec) -> tuple[np.ndarra
     return pi, prefixes
 
 
-def sft(pol, prompts: dict, spec: mdp_specs.MDPSpec, steps: int, seed: int, batch: int = 16) -> dict:
+def sft(pol, prompts: dict, spec: mdp_specs.MDPSpec, steps: int, seed: int, batch: int = 16, lr: float = 3e-3) -> dict:
     """A short SFT on answers drawn from a per-observation mixture of the actions and an invalid one."""
     rng = np.random.default_rng(seed)
     answers = [f"<action>{a}</action>" for a in spec.actions] + [INVALID_ANSWER]
@@ -129,12 +129,12 @@ def sft(pol, prompts: dict, spec: mdp_specs.MDPSpec, steps: int, seed: int, batc
             demos.append(Demonstration(p, answers[int(rng.choice(len(answers), p=mix[oi]))], oi))
     torch.manual_seed(seed)
     trainer = DemoSFTTrainer(pol, SFTConfig(batch_size=batch, micro_batch_size=batch), demos,
-                             torch.optim.AdamW(pol.model.parameters(), lr=3e-3))
+                             torch.optim.AdamW(pol.model.parameters(), lr=lr))
     row = {}
     for _ in range(steps):
         row = trainer.step(lambda n: [int(i) for i in rng.integers(0, len(demos), n)])
     pol.model.eval()
-    return {"steps": steps, "batch": batch, "final_loss": row.get("sft_loss"), "target_mixture": mix.round(3).tolist()}
+    return {"steps": steps, "batch": batch, "lr": lr, "final_loss": row.get("sft_loss"), "target_mixture": mix.round(3).tolist()}
 
 
 def exact_targets(ro, spec, ex, prefixes, prompts, G: int) -> dict[str, np.ndarray]:
@@ -215,6 +215,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--horizon", type=int, default=5)
     ap.add_argument("--sft-steps", type=int, default=60)
     ap.add_argument("--sft-batch", type=int, default=16)
+    ap.add_argument("--sft-lr", type=float, default=3e-3)
     ap.add_argument("--tasks", type=int, default=16, help="groups per seed")
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--seeds", type=int, default=8)
@@ -224,7 +225,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mdp_text_advantages.json"))
     args = ap.parse_args(argv)
     if args.smoke:
-        args.sft_steps, args.sft_batch, args.tasks, args.group_size, args.seeds, args.horizon = 20, 8, 2, 4, 2, 3
+        (args.sft_steps, args.sft_batch, args.sft_lr, args.tasks, args.group_size, args.seeds,
+         args.horizon) = 20, 16, 3e-3, 2, 4, 2, 3
     from agents.text_policy import load_text_policy
     from agents.tiny_model import build_tiny_text_model
 
@@ -240,7 +242,7 @@ def main(argv=None) -> dict:
     with make_pool(env, args.tasks * args.group_size, "inline") as pool:
         engine = RolloutEngine(pol, pool, cfg, "text")
         prompts = table_prompts(engine, spec)
-        sft_info = sft(pol, prompts, spec, args.sft_steps, seed=0, batch=args.sft_batch)
+        sft_info = sft(pol, prompts, spec, args.sft_steps, seed=0, batch=args.sft_batch, lr=args.sft_lr)
         pi, prefixes = policy_table(pol, prompts, spec)
         ex = evaluate_policy(aug, pi)
         print(f"# {spec.name}, horizon {spec.horizon}, actions {spec.actions} + no-op; SFT {args.sft_steps} steps "
