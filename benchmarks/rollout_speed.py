@@ -168,7 +168,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--max-new-tokens", type=int, default=16)
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--top-p", type=float, default=1.0)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--text-model", help="a saved tiny text model folder (default: build one)")
     ap.add_argument("--vl-model", help="a saved tiny VL model folder (default: build one)")
     ap.add_argument("--smoke", action="store_true", help="2 x 2 trajectories, 2 turns, 1 repeat (seconds)")
