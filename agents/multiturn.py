@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.rollout import Group, RolloutStep, Trajectory, action_text, observation_key
+from agents.rollout import Group, RolloutStep, Trajectory, action_text, observation_key, state_key, step_valid
 from guienv.config import load_config
 from guienv.frames import Screen
 from guienv.history import History, HistoryConfig
@@ -188,19 +188,6 @@ def episode_success(info: Mapping[str, Any], total_reward: float) -> bool:
     return total_reward > 0
 
 
-def _state_key(info: Mapping[str, Any], obs_key: str) -> str:
-    for k in ("state_key", "state"):
-        if k in info and info[k] is not None:
-            return str(info[k])
-    return obs_key
-
-
-def _valid(info: Mapping[str, Any]) -> bool:
-    if "invalid" in info:
-        return not bool(info["invalid"])
-    return True
-
-
 # What a compact info keeps per step (a full SynthApp/ALFWorld info repeats the task each turn).
 _INFO_KEYS = ("invalid", "invalid_reason", "success", "won", "action", "k", "index")
 
@@ -267,7 +254,7 @@ class RolloutEngine:
                 continue
             x.obs, x.info = r.observation, dict(r.info)
             x.obs_key = observation_key(r.observation)
-            x.state_key = _state_key(r.info, x.obs_key)
+            x.state_key = state_key(r.info, x.obs_key)
             x.history.reset(r.observation, r.info)
         encoded: dict[str, Any] = {}
         for turn in range(self.config.max_turns):
@@ -327,12 +314,12 @@ class RolloutEngine:
 
     def _record(self, x: _Live, turn: Turn, action: Any, r: Any, last: bool) -> None:
         info = dict(r.info)
-        valid = _valid(info)
+        valid = step_valid(info)
         reward = float(r.reward) - (self.config.invalid_penalty if not valid else 0.0)
         terminated = bool(r.terminated)
         truncated = bool(r.truncated) or (last and not terminated)
         nkey = observation_key(r.observation)
-        nskey = _state_key(info, nkey)
+        nskey = state_key(info, nkey)
         compact = {k: info[k] for k in _INFO_KEYS if k in info}
         # The identity of the action for SALT/GiGPO: the parsed action (two texts that do the same
         # thing are one edge), or a text env's parsed command.

@@ -132,14 +132,16 @@ def action_text(action: Any) -> str:
     return repr(action)
 
 
-def _state_key(info: Mapping[str, Any], obs_key: str) -> str:
+def state_key(info: Mapping[str, Any], obs_key: str) -> str:
+    """The env's own state identity (``info["state_key"]`` or ``info["state"]``), else ``obs_key``."""
     for k in ("state_key", "state"):
         if k in info and info[k] is not None:
             return str(info[k])
     return obs_key
 
 
-def _valid(info: Mapping[str, Any]) -> bool:
+def step_valid(info: Mapping[str, Any]) -> bool:
+    """Whether the env accepted the action (``info["invalid"]`` / ``info["action_valid"]``; default yes)."""
     if "invalid" in info:
         return not bool(info["invalid"])
     if "action_valid" in info:
@@ -165,7 +167,7 @@ def rollout_trajectory(env: Any, policy: Any, *, group_id: int = 0, traj_id: int
     obs, info = env.reset(seed=seed, options=dict(options) if options else None)
     traj = Trajectory(group_id, traj_id)
     key = observation_key(obs)
-    skey = _state_key(info, key)
+    skey = state_key(info, key)
     t = 0
     while True:
         action = act(obs, info)
@@ -174,9 +176,9 @@ def rollout_trajectory(env: Any, policy: Any, *, group_id: int = 0, traj_id: int
         if max_steps is not None and t >= max_steps and not terminated:
             truncated = True
         nkey = observation_key(nobs)
-        nskey = _state_key(ninfo, nkey)
+        nskey = state_key(ninfo, nkey)
         traj.steps.append(RolloutStep(group_id, traj_id, t - 1, obs, key, skey, action_text(action), float(reward),
-                                     bool(terminated), bool(truncated), _valid(ninfo), nkey, nskey, dict(ninfo)))
+                                     bool(terminated), bool(truncated), step_valid(ninfo), nkey, nskey, dict(ninfo)))
         obs, info, key, skey = nobs, ninfo, nkey, nskey
         if terminated or truncated:
             break
@@ -250,7 +252,7 @@ def rollout_vector(envs: Any, policy: Any, group_size: int, seeds: Sequence[int]
     trajs = [Trajectory(i // group_size, i % group_size) for i in range(n)]
     cur = [(obs[i], _info_at(infos, i)) for i in range(n)]
     keys = [observation_key(o) for o, _ in cur]
-    skeys = [_state_key(inf, k) for (o, inf), k in zip(cur, keys)]
+    skeys = [state_key(inf, k) for (o, inf), k in zip(cur, keys)]
     done = [False] * n
     last_action: list[Any] = [None] * n
     t = 0
@@ -270,11 +272,11 @@ def rollout_vector(envs: Any, policy: Any, group_size: int, seeds: Sequence[int]
             ninfo = _info_at(ninfos, i)
             trunc = bool(truncs[i]) or (max_steps is not None and t >= max_steps and not terms[i])
             nkey = observation_key(nobs[i])
-            nskey = _state_key(ninfo, nkey)
+            nskey = state_key(ninfo, nkey)
             traj = trajs[i]
             traj.steps.append(RolloutStep(traj.group_id, traj.traj_id, len(traj.steps), cur[i][0], keys[i], skeys[i],
                                          action_text(last_action[i]), float(rewards[i]), bool(terms[i]), trunc,
-                                         _valid(ninfo), nkey, nskey, ninfo))
+                                         step_valid(ninfo), nkey, nskey, ninfo))
             cur[i], keys[i], skeys[i] = (nobs[i], ninfo), nkey, nskey
             if terms[i] or trunc:
                 done[i] = True

@@ -49,11 +49,15 @@ def run(out: Path, sets: list[str], log: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1 (run seeds in parallel)")
     p.add_argument("--sft-steps", type=int, default=1500)
     p.add_argument("--rl-steps", type=int, default=40)
     p.add_argument("--train-size", type=int, default=256)
     p.add_argument("--eval-size", type=int, default=48)
     p.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    p.add_argument("--rl-lr", type=float, default=3e-4)
+    p.add_argument("--rl-set", action="append", default=[], metavar="KEY=VALUE", help="more overrides of the RL runs")
+    p.add_argument("--reuse-warm", action="store_true", help="start from an earlier run's warm-up in --work")
     p.add_argument("--work", default=str(REPO / "runs" / "bench-multiturn"))
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "multiturn_synthapp.json"))
     a = p.parse_args(argv)
@@ -62,11 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     common = [f"data.train_size={a.train_size}", f"data.eval_size={a.eval_size}", "train.progress=false",
               "train.tensorboard=false"]
     results: dict = {"config": str(CONFIG.relative_to(REPO)), "sft_steps": a.sft_steps, "rl_steps": a.rl_steps,
+                     "rl_lr": a.rl_lr, "rl_set": a.rl_set,
                      "train_size": a.train_size, "eval_size": a.eval_size, "seeds": {}}
-    for seed in range(a.seeds):
+    for seed in range(a.first_seed, a.first_seed + a.seeds):
         sd = [f"train.seed={seed}", f"data.seed={seed}"]
         warm_dir = work / f"warm-{seed}"
-        warm = run(warm_dir, common + sd + [f"sft.steps={a.sft_steps}", "train.steps=0"], work / f"warm-{seed}.log")
+        if a.reuse_warm and (warm_dir / "eval.json").exists():
+            warm = {**json.loads((warm_dir / "eval.json").read_text()), "wall_s": float("nan")}
+        else:
+            warm = run(warm_dir, common + sd + [f"sft.steps={a.sft_steps}", "train.steps=0"], work / f"warm-{seed}.log")
         # RL starts from the warmed-up weights: the warm-up's final/ folder is an ordinary model folder.
         rec = {"before": warm["eval_before"]["success"], "after_sft": warm["eval_after"]["success"],
                "warm_wall_s": warm["wall_s"], "variants": {}}
@@ -76,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             tag = name.lower().replace(", ", "-").replace(" ", "-")
             out = work / f"{tag}-{seed}"
             s = run(out, common + sd + VARIANTS[name] + [f"model.path={warm_dir / 'final'}", "sft.steps=0",
-                                                        f"train.steps={a.rl_steps}", "train.eval_before=false"],
+                                                        f"train.steps={a.rl_steps}", f"grpo.lr={a.rl_lr}", "train.eval_before=false", *a.rl_set],
                     work / f"{tag}-{seed}.log")
             rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
             rec["variants"][name] = {"after": s["eval_after"]["success"], "wall_s": s["wall_s"],

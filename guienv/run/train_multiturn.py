@@ -156,12 +156,23 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, log: Any) -> _R
         server = AppiumServer().start()
         spec = type(spec)(spec.id, {**dict(spec.kwargs), "server_url": server.url})
     per_rank = math.ceil(cfg.grpo.prompts_per_step / dist.world) * cfg.grpo.group_size
-    pool = make_pool(spec, mt.pool_workers or per_rank, mt.pool, step_timeout_s=mt.step_timeout_s,
-                     ray_address=mt.ray_address)
+    if mt.pool_workers is not None and mt.pool_workers < per_rank:
+        raise ValueError(f"multiturn.pool_workers {mt.pool_workers} < the {per_rank} trajectories a rank plays per step "
+                         f"(grpo.prompts_per_step / world x grpo.group_size)")
+    pool = None
+    try:
+        pool = make_pool(spec, mt.pool_workers or per_rank, mt.pool, step_timeout_s=mt.step_timeout_s,
+                         ray_address=mt.ray_address)
+        train_tasks, eval_tasks = env_tasks(cfg.data)
+        if cfg.curriculum.mode == "staged":
+            train_tasks = task_lengths(spec, train_tasks)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        if server is not None:
+            server.stop()
+        raise
     engine = RolloutEngine(policy, pool, mt, template)
-    train_tasks, eval_tasks = env_tasks(cfg.data)
-    if cfg.curriculum.mode == "staged":
-        train_tasks = task_lengths(spec, train_tasks)
     if dist.is_main:
         lengths = sorted({t.length for t in train_tasks})
         log(f"guienv train (multi-turn): env {spec.id}, {len(train_tasks)} training tasks (lengths {lengths}), "

@@ -209,3 +209,28 @@ def test_example_configs_load_and_name_their_env(name):
     assert isinstance(cfg.multiturn, MultiTurnConfig)
     assert cfg.multiturn.advantage_config().name in ("grpo", "salt", "gigpo")
     assert cfg.model.kind == ("text" if "alfworld" in name else "vl")
+
+
+@pytest.mark.parametrize("override,key", [
+    ("multiturn.turn_weighting=episode", "turn_weighting"),
+    ("multiturn.max_turns=0", "max_turns"),
+    ("multiturn.history={screens: -1}", "screens"),
+    ("multiturn.on_failure=ignore", "on_failure"),
+    ("data.env_id=null", "env_id"),
+    ("data.steps=[]", "steps"),
+    ("model.kind=audio", "kind"),
+])
+def test_bad_multiturn_settings_name_the_file_and_key(tmp_path, override, key):
+    from guienv.errors import DataError
+
+    repo = Path(__file__).resolve().parents[3]
+    with pytest.raises(DataError, match=key) as err:
+        TrainConfig.from_yaml(repo / "configs" / "multiturn_synthapp.yaml", [override])
+    assert "multiturn_synthapp.yaml" in str(err.value)
+
+
+def test_a_text_policy_needs_env_tasks():
+    from guienv.errors import DataError
+
+    with pytest.raises((DataError, ValueError), match="text policy"):
+        TrainConfig.from_dict({"model": {"kind": "text"}})
