@@ -116,9 +116,8 @@ def _history_pairs(history: Any, step: int) -> str:
                    for i, (o, a) in enumerate(pairs))
 
 
-ALFWORLD_PROMPT_NO_HISTORY = (
-    "You are an expert agent operating in the ALFRED Embodied Environment.\n"
-    "Your current observation is: {observation}\n"
+# The closing part both of verl-agent's ALFWorld prompts share.
+_ALFWORLD_TURN = (
     "Your admissible actions of the current situation are: [{admissible}].\n\n"
     "Now it's your turn to take an action.\n"
     "You should first reason step-by-step about the current situation. This reasoning process MUST be "
@@ -126,17 +125,17 @@ ALFWORLD_PROMPT_NO_HISTORY = (
     "Once you've finished your reasoning, you should choose an admissible action for current step and "
     "present it within <action> </action> tags."
 )
+ALFWORLD_PROMPT_NO_HISTORY = (
+    "You are an expert agent operating in the ALFRED Embodied Environment.\n"
+    "Your current observation is: {observation}\n"
+    + _ALFWORLD_TURN
+)
 ALFWORLD_PROMPT = (
     "You are an expert agent operating in the ALFRED Embodied Environment. Your task is to: {task}\n"
     "Prior to this step, you have already taken {step} step(s). Below are the most recent {n_history} "
     "observations and the corresponding actions you took: {history}\n"
     "You are now at step {current} and your current observation is: {observation}\n"
-    "Your admissible actions of the current situation are: [{admissible}].\n\n"
-    "Now it's your turn to take an action.\n"
-    "You should first reason step-by-step about the current situation. This reasoning process MUST be "
-    "enclosed within <think> </think> tags.\n"
-    "Once you've finished your reasoning, you should choose an admissible action for current step and "
-    "present it within <action> </action> tags."
+    + _ALFWORLD_TURN
 )
 
 
