@@ -121,14 +121,14 @@ class MultiTurnTrainer:
         retried = 0
         if cfg.on_failure == "retry":
             for _ in range(cfg.retries):
-                bad = ro.failed_groups()
+                bad = set(ro.failed_groups())
                 if not bad:
                     break
-                again = self.run([ro.tasks[g] for g in bad])
+                again = self.run([ro.tasks[g] for g in sorted(bad)])
                 retried += len(bad)
                 for k, v in rollout_stats(again).items():
                     attempted[k] += v
-                good = [g for g in range(len(ro.groups)) if g not in set(bad)]
+                good = [g for g in range(len(ro.groups)) if g not in bad]
                 ro = MultiTurnRollout.concat([ro.select(good), again])
         bad = set(ro.failed_groups())
         reasons = [f for fs in ro.failures for f in fs if f is not None]

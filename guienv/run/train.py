@@ -57,16 +57,16 @@ from guienv.run.checkpoints import (
     seed_all,
 )
 from guienv.run.command import run_command
-from guienv.run.distributed import barrier, init_distributed, wrap_distributed
+from guienv.run.distributed import barrier, init_distributed
 from guienv.run.metrics import MetricsLog, clean_value, plot_curves
 from guienv.run.train_config import RewardConfig, RunConfig, TrainConfig
 from guienv.run.train_data import TaskData, load_tasks, mean_click_accuracy
 from guienv.run.train_model import (
-    apply_lora,
     check_model_path,
     load_agent,
     make_optimizer,
     make_scheduler,
+    prepare_policy,
     resolve_model_path,
 )
 from tasks.curriculum import CurriculumConfig
@@ -131,23 +131,12 @@ def _check_settings(cfg: TrainConfig, dist, fsdp: bool) -> None:
 def _load_policy(cfg: TrainConfig, base_path: str, ckpt: Path | None, dist):
     """The policy: the base model (or the checkpoint's full model; a LoRA checkpoint holds only the
     adapter), LoRA and gradient checkpointing applied; and the module training runs through."""
-    import torch
-
     from agents.policy import Policy
 
-    lora = cfg.model.lora
-    load_from = str(ckpt / "model") if (ckpt and lora is None) else base_path
-    agent = load_agent(cfg.model, load_from, dist.device)
-    policy = Policy(agent, cache_mb=cfg.model.encode_cache_mb)
-    if lora is not None:
-        policy.model = apply_lora(agent.model, lora, str(ckpt / "model") if ckpt else None)
-    if cfg.model.gradient_checkpointing:
-        policy.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if lora is not None:
-            policy.model.enable_input_require_grads()
-    autocast = torch.bfloat16 if cfg.model.precision == "bf16-mixed" else None
-    mode = "ddp" if cfg.train.distributed == "auto" else cfg.train.distributed
-    return policy, wrap_distributed(policy.model, mode, dist), autocast
+    load_from = str(ckpt / "model") if (ckpt and cfg.model.lora is None) else base_path
+    policy = Policy(load_agent(cfg.model, load_from, dist.device), cache_mb=cfg.model.encode_cache_mb)
+    train_model, autocast = prepare_policy(policy, cfg, ckpt, dist)
+    return policy, train_model, autocast
 
 
 def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, start: int, log: Any) -> _Setup:

@@ -8,10 +8,11 @@ import re
 from pathlib import Path
 
 from guienv.errors import DataError
-from guienv.run.distributed import barrier
-from guienv.run.train_config import LoraConfig, ModelConfig
+from guienv.run.distributed import barrier, wrap_distributed
+from guienv.run.train_config import LoraConfig, ModelConfig, TrainConfig
 
-__all__ = ["apply_lora", "check_model_path", "load_agent", "make_optimizer", "make_scheduler", "resolve_model_path"]
+__all__ = ["apply_lora", "check_model_path", "load_agent", "make_optimizer", "make_scheduler", "prepare_policy",
+           "resolve_model_path"]
 
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
@@ -87,3 +88,21 @@ def make_scheduler(optimizer, warmup_steps: int, total_steps: int = 0, schedule:
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def prepare_policy(policy, cfg: TrainConfig, ckpt: Path | None, dist):
+    """LoRA (the checkpoint's adapter on resume) and gradient checkpointing on a loaded policy (VL or
+    text); returns the module training runs through (DDP/FSDP wrapper or the model) and the
+    autocast dtype (``bf16-mixed``) or None."""
+    import torch
+
+    lora = cfg.model.lora
+    if lora is not None:
+        policy.model = apply_lora(policy.model, lora, str(ckpt / "model") if ckpt else None)
+    if cfg.model.gradient_checkpointing:
+        policy.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if lora is not None:  # frozen embeddings: checkpointed blocks need inputs that require grad
+            policy.model.enable_input_require_grads()
+    autocast = torch.bfloat16 if cfg.model.precision == "bf16-mixed" else None
+    mode = "ddp" if cfg.train.distributed == "auto" else cfg.train.distributed
+    return wrap_distributed(policy.model, mode, dist), autocast

@@ -49,11 +49,11 @@ from guienv.run.checkpoints import (
     save_model,
     seed_all,
 )
-from guienv.run.distributed import barrier, init_distributed, wrap_distributed
+from guienv.run.distributed import barrier, init_distributed
 from guienv.run.metrics import MetricsLog, clean_value, plot_curves
 from guienv.run.train_config import TrainConfig
 from guienv.run.train_env import env_spec, env_tasks, task_lengths
-from guienv.run.train_model import apply_lora, load_agent, make_optimizer, make_scheduler, resolve_model_path
+from guienv.run.train_model import load_agent, make_optimizer, make_scheduler, prepare_policy, resolve_model_path
 
 __all__ = ["default_template", "train_multiturn"]
 
@@ -108,8 +108,6 @@ def _text_model_path(cfg: TrainConfig, out: Path, dist) -> str:
 
 
 def _load_policy(cfg: TrainConfig, out: Path, ckpt: Path | None, dist):
-    import torch
-
     lora = cfg.model.lora
     if cfg.model.kind == "text":
         from agents.text_policy import load_text_policy
@@ -124,13 +122,8 @@ def _load_policy(cfg: TrainConfig, out: Path, ckpt: Path | None, dist):
         base = resolve_model_path(cfg.model, out, dist)
         path = str(ckpt / "model") if (ckpt and lora is None) else base
         policy = Policy(load_agent(cfg.model, path, dist.device), cache_mb=0.0)  # every turn's prompt is new
-    if lora is not None:
-        policy.model = apply_lora(policy.model, lora, str(ckpt / "model") if ckpt else None)
-    if cfg.model.gradient_checkpointing:
-        policy.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    autocast = torch.bfloat16 if cfg.model.precision == "bf16-mixed" else None
-    mode = "ddp" if cfg.train.distributed == "auto" else cfg.train.distributed
-    return policy, wrap_distributed(policy.model, mode, dist), autocast, base
+    train_model, autocast = prepare_policy(policy, cfg, ckpt, dist)
+    return policy, train_model, autocast, base
 
 
 def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, log: Any) -> _Run:
