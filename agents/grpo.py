@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.distributed import DistInfo
+from agents.engines import EngineConfig, tis_weights
 from agents.micro_batch import gradient_sync, micro_batches
 from agents.policy import Encoded, Policy, no_grad
 from agents.step_batch import group_normalize
@@ -126,7 +127,9 @@ class Rollout:
     """A step's sampled groups: ``tasks`` (one per group), ``prompts`` (encoded), ``completions``
     (token lists, group-major: group g holds rows ``g*G .. g*G+G-1``), their ``scored`` rewards,
     ``advantages`` and per-row ``weights``. ``row_prompts`` (multi-turn, :mod:`agents.multiturn_trainer`):
-    one prompt per row instead (every turn of a trajectory has its own prompt)."""
+    one prompt per row instead (every turn of a trajectory has its own prompt). ``sample_logprobs``
+    (one list per row, or None): the generation engine's log-prob of every completion token, for
+    the truncated importance-sampling correction (:mod:`agents.engines`)."""
 
     task_ids: list[int]
     prompts: list[Encoded]
@@ -137,6 +140,7 @@ class Rollout:
     group_size: int
     texts: list[str] = field(default_factory=list)
     row_prompts: list[Encoded] | None = None
+    sample_logprobs: list[list[float]] | None = None
 
     def prompt_of(self, row: int) -> Encoded:
         return self.row_prompts[row] if self.row_prompts is not None else self.prompts[row // self.group_size]
@@ -155,7 +159,8 @@ class Rollout:
         rows = [g * G + j for g in groups for j in range(G)]
         return Rollout([self.task_ids[g] for g in groups], [self.prompts[g] for g in groups],
                        [self.completions[r] for r in rows], [self.scored[r] for r in rows],
-                       self.advantages[rows], self.weights[rows], G, [self.texts[r] for r in rows] if self.texts else [])
+                       self.advantages[rows], self.weights[rows], G, [self.texts[r] for r in rows] if self.texts else [],
+                       sample_logprobs=[self.sample_logprobs[r] for r in rows] if self.sample_logprobs is not None else None)
 
     @staticmethod
     def concat(parts: Sequence[Rollout]) -> Rollout:
@@ -163,7 +168,9 @@ class Rollout:
         return Rollout(sum((p.task_ids for p in parts), []), sum((p.prompts for p in parts), []),
                        sum((p.completions for p in parts), []), sum((p.scored for p in parts), []),
                        np.concatenate([p.advantages for p in parts]), np.concatenate([p.weights for p in parts]), G,
-                       sum((p.texts for p in parts), []))
+                       sum((p.texts for p in parts), []),
+                       sample_logprobs=sum((p.sample_logprobs for p in parts), []) if all(  # type: ignore[misc]
+                           p.sample_logprobs is not None for p in parts) else None)
 
 
 class GRPOTrainer:
@@ -172,12 +179,16 @@ class GRPOTrainer:
     ``sampler(n) -> list[int]`` draws the next global task ids (a :class:`~tasks.curriculum.Curriculum`'s
     ``next_batch``); ``train_model`` is what forward/backward runs through (``policy.model`` or its
     DDP/FSDP wrapper); ``ref_model`` a frozen reference for the KL term (``None``: with a peft
-    policy the adapter is disabled instead; required when ``beta > 0`` otherwise)."""
+    policy the adapter is disabled instead; required when ``beta > 0`` otherwise). ``generation``:
+    the engine settings (default: those of the engine installed on the policy, else
+    transformers'); an installed engine (``policy.engine``) is synced after every update."""
 
     def __init__(self, policy: Policy, config: GRPOTrainerConfig, reward: TaskReward, tasks: Sequence[TrainPrompt],
                  optimizer: torch.optim.Optimizer, scheduler: Any = None, *, dist: DistInfo | None = None,
-                 train_model: Any = None, ref_model: Any = None, autocast: torch.dtype | None = None):
+                 train_model: Any = None, ref_model: Any = None, autocast: torch.dtype | None = None,
+                 generation: EngineConfig | None = None):
         self.policy = policy
+        self.generation = generation or getattr(getattr(policy, "engine", None), "config", None) or EngineConfig()
         self.config = config
         self.reward = reward
         self.tasks = list(tasks)
@@ -188,6 +199,7 @@ class GRPOTrainer:
         self.ref_model = ref_model
         self.autocast = autocast
         self.loss_config = config.loss_config()
+        self._tis_seen: list[tuple[Any, Any]] = []  # the update's (TIS weights, mask) per micro-batch, for its metrics
         self.outcomes: list[tuple[int, int]] = []  # (task id, hits) of every group of the last collect
         # What a rank with no rows left feeds its zero-weight dummy row (it must join the collectives).
         self.dummy_prompt: Callable[[], Encoded] = lambda: self.policy.encode(self.tasks[0])
@@ -212,16 +224,23 @@ class GRPOTrainer:
         cfg, G = self.config, self.config.group_size
         tasks = [self.tasks[i] for i in task_ids]
         prompts = [self.policy.encode(t) for t in tasks]
-        comps = self.policy.sample(prompts, G, temperature=cfg.temperature, top_p=cfg.top_p,
-                                   max_new_tokens=cfg.max_new_tokens, seeds=self._seeds(step, task_ids, seed_offset),
-                                   min_new_tokens=cfg.min_new_tokens) if prompts else []
+        kw = dict(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                  seeds=self._seeds(step, task_ids, seed_offset), min_new_tokens=cfg.min_new_tokens)
+        engine = getattr(self.policy, "engine", None)
+        lps = None
+        if not prompts:
+            comps: list[list[int]] = []
+        elif hasattr(engine, "sample_with_logprobs"):  # keep the engine's log-probs for the TIS correction
+            comps, lps = engine.sample_with_logprobs(prompts, G, **kw)
+        else:
+            comps = self.policy.sample(prompts, G, **kw)
         texts = [self.policy.decode(c) for c in comps]
         row_tasks = [t for t in tasks for _ in range(G)]
         scored = self.reward.score(texts, row_tasks) if comps else []
         r = np.array([s.reward for s in scored], dtype=np.float64)
         adv = group_normalize(r, np.repeat(np.arange(len(tasks)), G), cfg.normalize_std, 1e-6) if len(r) else r
         w = np.array([t.weight if cfg.difficulty_weight else 1.0 for t in row_tasks], dtype=np.float64)
-        return Rollout(list(task_ids), prompts, comps, scored, adv, w, G, texts)
+        return Rollout(list(task_ids), prompts, comps, scored, adv, w, G, texts, sample_logprobs=lps)
 
     def collect(self, sampler: Callable[[int], list[int]], step: int = 0) -> tuple[Rollout, dict[str, float]]:
         """The step's rollout on this rank, zero-variance groups handled per ``zero_variance``."""
@@ -337,6 +356,8 @@ class GRPOTrainer:
         refs = [self._ref_logprobs([prompts_of[r] for r in mb], [ro.completions[r] for r in mb]) if lc.beta else None
                 for mb in mbs]
         olds: list[torch.Tensor | None] = [None] * len(mbs)
+        tis = self.generation.importance_correction == "tis" and ro.sample_logprobs is not None
+        tws: list[torch.Tensor | None] = [None] * len(mbs)
         self.train_model.train()
         sums = np.zeros(4)  # loss, clipped tokens, kl tokens, ratio tokens (token-weighted)
         for epoch in range(cfg.inner_epochs):
@@ -348,9 +369,11 @@ class GRPOTrainer:
                     logp, mask = self.policy.token_logprobs(self.train_model, [prompts_of[r] for r in mb], comps, cfg.temperature)
                     if olds[j] is None:
                         olds[j] = logp.detach()
+                        if tis:
+                            tws[j] = self._tis_weights(ro, mb, olds[j], mask)
                     ref = refs[j].to(logp.device) if refs[j] is not None else None
                     loss, st = grpo_loss(logp, olds[j], adv[mb].to(logp.device), mask, lc, ref_logp=ref,
-                                         weights=wts[mb].to(logp.device))
+                                         weights=wts[mb].to(logp.device), token_weights=tws[j])
                     # Global normaliser: this micro-batch's share of the whole (all-rank) batch.
                     mb_tok = float(mask.sum())
                     share = mb_tok / glob_tok if lc.aggregation == "token-mean" else len(mb) / glob_rows
@@ -375,7 +398,28 @@ class GRPOTrainer:
         if cfg.inner_epochs > 1:
             stats["clip_frac_last_epoch"] = tot[4] / glob_tok
         stats["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        if tis:
+            w = [t[m.bool()] for t, m in self._tis_seen]
+            flat = torch.cat(w) if w else torch.ones(1)
+            stats.update(tis_weight_mean=float(flat.mean()), tis_capped_frac=float((flat >= self.generation.tis_cap).float().mean()))
+        self._tis_seen = []
+        engine = getattr(self.policy, "engine", None)
+        if engine is not None:  # the engine samples the next step: it gets the new weights now
+            engine.sync(self.train_model)
+            stats.update(engine_syncs=float(engine.syncs), time_sync=engine.last_sync_s)
         return stats
+
+    def _tis_weights(self, ro: Rollout, mb: Sequence[int], old: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The truncated importance-sampling weights of a micro-batch's tokens (:func:`agents.engines.tis_weights`);
+        a row without the engine's log-probs of every token (a transformers-sampled turn) gets weight 1."""
+        eng = old.clone()
+        for i, r in enumerate(mb):
+            lp = ro.sample_logprobs[r]  # type: ignore[index]
+            if len(lp) == len(ro.completions[r]) and lp:
+                eng[i, :len(lp)] = old.new_tensor(lp)
+        w = tis_weights(old, eng, mask, self.generation.tis_cap)
+        self._tis_seen = [*self._tis_seen, (w, mask)]
+        return w
 
     def step(self, sampler: Callable[[int], list[int]], step: int = 0) -> tuple[dict[str, float], Rollout]:
         """One GRPO step: collect (sample + score + advantages) then update. Returns the metrics

@@ -29,6 +29,10 @@ real completion tokens). A multi-turn step is one sequence whose advantage comes
 
   Weights multiply the numerators only (a weight of 2 counts a sample twice as much in the
   numerator without changing the normaliser); GUI-G1's difficulty weights are ``w in [0.5, 1.5]``.
+* Per-token weights ``token_weights`` (optional, detached) multiply the clipped surrogate before
+  the KL term is added: the truncated importance-sampling correction of a generation engine that
+  is not the trainer (:mod:`agents.engines`; TRL's ``vllm_importance_sampling_correction``,
+  ``trl/trainer/grpo_trainer.py``).
 """
 
 from __future__ import annotations
@@ -103,12 +107,17 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: Aggregation = "
 
 def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
               config: GRPOLossConfig = GRPOLossConfig(), ref_logp: torch.Tensor | None = None,
-              weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+              weights: torch.Tensor | None = None, token_weights: torch.Tensor | None = None,
+              ) -> tuple[torch.Tensor, dict[str, float]]:
     """The GRPO objective as a loss to minimise, plus diagnostics (clip fraction, mean KL,
     mean ratio over real tokens)."""
     if logp.shape != old_logp.shape or logp.shape != mask.shape:
         raise ValueError(f"logp {tuple(logp.shape)}, old_logp {tuple(old_logp.shape)} and mask {tuple(mask.shape)} must match")
     per_tok, is_clipped = clipped_surrogate(logp, old_logp, advantages, config.eps_low, config.eps_high)
+    if token_weights is not None:
+        if token_weights.shape != logp.shape:
+            raise ValueError(f"token_weights {tuple(token_weights.shape)} must match logp {tuple(logp.shape)}")
+        per_tok = per_tok * token_weights.detach().to(per_tok.dtype)
     kl = None
     if config.beta:
         if ref_logp is None:

@@ -27,8 +27,9 @@ One training step:
 
 Log-probs for the ratio come from the training forward pass (``pi_old`` is the first inner epoch's
 detached forward, as in :mod:`agents.grpo`); the sampling log-probs stay in the rollout
-(:class:`~agents.multiturn.Turn`) for an engine/trainer mismatch correction when another engine
-samples.
+(:class:`~agents.multiturn.Turn`) and feed the truncated importance-sampling correction of an
+engine/trainer mismatch (``generation.importance_correction: tis``, :mod:`agents.engines`); a
+generation engine installed on the policy (vLLM) is synced after every update.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import numpy as np
 
 from agents.advantages import estimate
 from agents.distributed import DistInfo
+from agents.engines import EngineConfig
 from agents.grpo import GRPOTrainer, GRPOTrainerConfig, Rollout
 from agents.multiturn import EpisodeTask, MultiTurnConfig, MultiTurnRollout, RolloutEngine, rollout_stats
 from agents.task_reward import Scored
@@ -59,7 +61,7 @@ def turn_rows(ro: MultiTurnRollout, advantages: np.ndarray, weighting: str = "tu
     """The GRPO update's rows for a rollout: one per turn (group -> trajectory -> turn order, the
     order :func:`agents.advantages.estimate` returns advantages in), its prompt, completion,
     advantage and weight."""
-    prompts, comps, adv, wts, scored, ids, texts = [], [], [], [], [], [], []
+    prompts, comps, adv, wts, scored, ids, texts, lps = [], [], [], [], [], [], [], []
     k = 0
     for g, grp in enumerate(ro.groups):
         for j, traj in enumerate(grp.trajectories):
@@ -74,12 +76,13 @@ def turn_rows(ro: MultiTurnRollout, advantages: np.ndarray, weighting: str = "tu
                 wts.append(w)
                 scored.append(Scored(st.reward, {}, bool(ro.successes[g][j]), st.valid))
                 texts.append(turn.text)
+                lps.append(list(turn.logprobs))
                 k += 1
             ids.append(ro.tasks[g].id)
     if k != len(advantages):
         raise ValueError(f"{len(advantages)} advantages for {k} turns")
     return Rollout(ids, [], comps, scored, np.asarray(adv, dtype=np.float64), np.asarray(wts, dtype=np.float64), 1,
-                   texts, row_prompts=prompts)
+                   texts, row_prompts=prompts, sample_logprobs=lps)
 
 
 class MultiTurnTrainer:
@@ -89,7 +92,7 @@ class MultiTurnTrainer:
     def __init__(self, policy: Any, grpo: GRPOTrainerConfig, config: MultiTurnConfig, engine: RolloutEngine,
                  tasks: Sequence[EpisodeTask], optimizer: torch.optim.Optimizer, scheduler: Any = None, *,
                  dist: DistInfo | None = None, train_model: Any = None, ref_model: Any = None,
-                 autocast: torch.dtype | None = None):
+                 autocast: torch.dtype | None = None, generation: EngineConfig | None = None):
         self.policy = policy
         self.grpo_config = grpo
         self.config = config
@@ -97,7 +100,8 @@ class MultiTurnTrainer:
         self.tasks = list(tasks)
         self.adv_config = config.advantage_config()
         self.update_trainer = GRPOTrainer(policy, grpo, None, [], optimizer, scheduler, dist=dist,  # type: ignore[arg-type]
-                                          train_model=train_model, ref_model=ref_model, autocast=autocast)
+                                          train_model=train_model, ref_model=ref_model, autocast=autocast,
+                                          generation=generation)
         self.update_trainer.dummy_prompt = self._dummy_prompt
         self.dist = self.update_trainer.dist
         self.outcomes: list[tuple[int, int]] = []  # (task id, successes) of every scored group of the last step

@@ -35,11 +35,15 @@ def no_grad(fn):
 
 @dataclass
 class Encoded:
-    """A tokenised prompt: ``ids`` (1-D), its images' ``pixel_values`` rows and ``grid`` rows."""
+    """A tokenised prompt: ``ids`` (1-D), its images' ``pixel_values`` rows and ``grid`` rows;
+    ``text`` (the chat-templated prompt with one image slot per image) and ``images`` (the images
+    as given) for an engine that does its own image processing (:mod:`agents.vllm_engine`)."""
 
     ids: torch.Tensor
     pixel_values: torch.Tensor | None
     grid: torch.Tensor | None
+    text: str | None = None
+    images: list[np.ndarray] | None = None
 
 
 class Policy:
@@ -48,6 +52,7 @@ class Policy:
     images), grouped sampling and teacher-forced token log-probs."""
 
     is_vision = True
+    engine: Any = None  # a generation engine (agents.engines) sample/sample_logprobs delegate to
 
     def __init__(self, agent: Any, cache_mb: float = 0.0):
         self.agent = agent
@@ -106,7 +111,7 @@ class Policy:
         if text.count(IMAGE_PAD) != len(images):
             raise ValueError(f"the messages have {text.count(IMAGE_PAD)} image slot(s) but {len(images)} image(s) were given")
         b = build_inputs(self.tokenizer, self.image_processor, [text], [images], self.merge_size)
-        return Encoded(b["input_ids"][0], b.get("pixel_values"), b.get("image_grid_thw"))
+        return Encoded(b["input_ids"][0], b.get("pixel_values"), b.get("image_grid_thw"), text, images)
 
     # -- batching -------------------------------------------------------------------------------
     def collate(self, prompts: Sequence[Encoded], completions: Sequence[Sequence[int]] | None = None) -> dict[str, torch.Tensor]:
@@ -166,6 +171,10 @@ class Policy:
         the samples do not depend on which prompts share the batch."""
         import torch
 
+        if self.engine is not None:
+            return self.engine.sample(prompts, n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                      seeds=seeds, min_new_tokens=min_new_tokens)
+
         if seeds is not None:
             out: list[list[int]] = []
             for p, s in zip(prompts, seeds):
@@ -208,6 +217,9 @@ class Policy:
 
         if not prompts:
             return [], []
+        if self.engine is not None:
+            return self.engine.sample_logprobs(prompts, temperature=temperature, top_p=top_p,
+                                               max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens)
         model = self.model
         was_training = model.training
         model.eval()

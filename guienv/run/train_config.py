@@ -4,7 +4,8 @@
 ``reward`` (:class:`RewardConfig`), ``curriculum`` (:class:`~tasks.curriculum.CurriculumConfig`),
 ``grpo`` (:class:`~agents.grpo.GRPOTrainerConfig`), ``sft`` (:class:`~agents.sft.SFTConfig`) and
 ``train`` (:class:`RunConfig`), and for multi-turn training online (``data.source: env``)
-``multiturn`` (:class:`~agents.multiturn.MultiTurnConfig`). Every key is optional. The file is read through
+``multiturn`` (:class:`~agents.multiturn.MultiTurnConfig`); ``generation``
+(:class:`~agents.engines.EngineConfig`: who samples rollouts, transformers or a colocated vLLM). Every key is optional. The file is read through
 :func:`guienv.config.load_yaml`, so unknown keys and wrong types (``train.steps=ten``,
 ``train.steps=1.5``) are errors naming the file and the dotted key when the file loads, before any
 model does.
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from agents.engines import EngineConfig
 from agents.grpo import PRECISIONS, GRPOTrainerConfig
 from agents.multiturn import MultiTurnConfig
 from agents.sft import SFTConfig
@@ -193,6 +195,7 @@ class TrainConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     train: RunConfig = field(default_factory=RunConfig)
     multiturn: MultiTurnConfig = field(default_factory=MultiTurnConfig)
+    generation: EngineConfig = field(default_factory=EngineConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "<train config>") -> TrainConfig:
