@@ -133,10 +133,11 @@ def install_engine(policy: Any, engine: Any) -> Any:
 
 
 def make_engine(cfg: EngineConfig, policy: Any, *, model_path: str | None = None, world_size: int = 1,
-                seed: int = 0) -> Any:
-    """The engine ``cfg.engine`` for ``policy``, installed on it. ``model_path``: the folder the
-    policy was loaded from (vllm builds its ``LLM`` from it; the trained weights come by sync,
-    done once here so a resumed or LoRA policy's weights are the engine's from the start)."""
+                seed: int = 0, sync: bool = False) -> Any:
+    """The engine ``cfg.engine`` for ``policy``, installed on it. ``model_path``: the base model
+    folder (vllm builds its ``LLM`` from it); ``sync``: push the policy's weights into it at once
+    (a policy resumed from a checkpoint differs from the folder; a fresh one, LoRA included, whose
+    adapters start at zero, does not)."""
     if cfg.engine == "transformers":
         return install_engine(policy, TransformersEngine(policy, cfg))
     from agents.vllm_engine import VLLMEngine
@@ -144,7 +145,8 @@ def make_engine(cfg: EngineConfig, policy: Any, *, model_path: str | None = None
     if model_path is None:
         raise ConfigValueError("engine", "engine vllm needs the policy's model folder (model_path)")
     engine = VLLMEngine(policy, model_path, cfg, world_size=world_size, seed=seed)
-    engine.sync(policy.model)
+    if sync:
+        engine.sync(policy.model)
     return install_engine(policy, engine)
 
 

@@ -126,6 +126,26 @@ def _load_policy(cfg: TrainConfig, out: Path, ckpt: Path | None, dist):
     return policy, train_model, autocast, base
 
 
+def _make_generation(cfg: TrainConfig, policy, base: str, dist, resumed: bool):
+    """The generation engine (``generation:``) installed on the policy, built from the base model
+    folder; a resumed policy's weights are synced into it."""
+    from agents.engines import make_engine
+
+    return make_engine(cfg.generation, policy, model_path=base, world_size=dist.world, seed=cfg.train.seed + dist.rank,
+                       sync=resumed)
+
+
+def _engine_text(gen) -> str:
+    init = getattr(gen, "init_s", None)
+    return f"engine {gen.name}" + (f" (started in {init:.1f} s)" if init is not None else "")
+
+
+def _sync_engine(r: _Run) -> None:
+    """After the warm-up's optimizer steps, before anything samples again (GRPO syncs itself after every update)."""
+    if r.policy.engine is not None:
+        r.policy.engine.sync(r.train_model)
+
+
 def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, log: Any) -> _Run:
     from agents.env_pool import make_pool
     from agents.multiturn import RolloutEngine
@@ -138,6 +158,7 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, log: Any) -> _R
     if cfg.grpo.prompts_per_step < dist.world:
         raise ValueError(f"grpo.prompts_per_step must be >= the world size {dist.world}")
     policy, train_model, autocast, base = _load_policy(cfg, out, ckpt, dist)
+    gen = _make_generation(cfg, policy, base, dist, ckpt is not None)
     mt = cfg.multiturn
     template = mt.template or default_template(str(cfg.data.env_id), policy.is_vision)
     spec = env_spec(cfg.data)
@@ -171,7 +192,7 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, log: Any) -> _R
         log(f"guienv train (multi-turn): env {spec.id}, {len(train_tasks)} training tasks (lengths {lengths}), "
             f"{len(eval_tasks)} held out; {cfg.model.kind} model {base} "
             f"({sum(p.numel() for p in policy.model.parameters()) / 1e6:.2f}M params), template {template}, "
-            f"advantage {mt.advantage.get('name')}, {pool.size} env slots ({mt.pool}); world {dist.world}; "
+            f"advantage {mt.advantage.get('name')}, {pool.size} env slots ({mt.pool}); {_engine_text(gen)}; world {dist.world}; "
             f"{'resuming' if ckpt else 'fresh run'}")
     return _Run(cfg, out, dist, policy, train_model, autocast, template, spec, pool, engine, train_tasks, eval_tasks, log,
                 server)
@@ -275,7 +296,7 @@ def _grpo(r: _Run):
 
         ref = copy.deepcopy(r.policy.model).eval().requires_grad_(False)  # the policy at the start of RL
     trainer = MultiTurnTrainer(r.policy, cfg.grpo, cfg.multiturn, r.engine, r.train_tasks, opt, sch, dist=r.dist,
-                               train_model=r.train_model, ref_model=ref, autocast=r.autocast)
+                               train_model=r.train_model, ref_model=ref, autocast=r.autocast, generation=cfg.generation)
     diffs = [TaskDifficulty(steps=t.length) for t in r.train_tasks]
     ccfg = cfg.curriculum
     scores = difficulty_scores(diffs, ccfg.difficulty) if ccfg.mode == "staged" else np.zeros(len(diffs))
@@ -345,6 +366,8 @@ def train_multiturn(cfg: TrainConfig, out: str | os.PathLike, *, resume: bool = 
                 if phase == "sft":
                     row = trainer.step(sampler.next_batch)
                     sch.step()
+                    if step == sft_steps or (cfg.train.eval_every and step % cfg.train.eval_every == 0):
+                        _sync_engine(r)
                 else:
                     try:
                         row, _ro = trainer.step(curriculum.next_batch)
