@@ -107,6 +107,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     _reference_pixels(args, cfg.benchmark)
     for name in args.agent:
         agent = make_agent(name, args, template)
+        if args.engine != "transformers":
+            from guienv.run.evaluate import use_engine
+
+            vllm = {"max_model_len": args.vllm_max_model_len} if args.vllm_max_model_len else {}
+            use_engine(agent, args.engine, args.model, vllm)
         out = args.out if len(args.agent) == 1 else f"{args.out}/{name}"
         try:
             metrics = run_eval(replace(cfg, agent=name, out=out), agent)
@@ -217,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "evaluation, see guienv.frames.REFERENCE_RESIZE; else 1280*28*28)")
     m.add_argument("--max-new-tokens", type=int, default=256)
     m.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    m.add_argument("--engine", choices=["transformers", "vllm"], default="transformers",
+                   help="text: who generates (vllm: a vLLM engine in this process, agents.vllm_engine)")
+    m.add_argument("--vllm-max-model-len", type=int, help="--engine vllm: the engine's max_model_len (default 2048)")
     m.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"], help="qwen")
     m.add_argument("--device", help="qwen: cuda, cpu, ... (default: cuda if available)")
     m.add_argument("--api-base", default="http://127.0.0.1:8000/v1", help="api: OpenAI-compatible base URL")

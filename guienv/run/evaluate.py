@@ -77,6 +77,23 @@ VERDICT_KEYS = ("correct", "type_match", "exact_match", "grounding", "reason", "
 _SECRET_KEYS = {"api_key", "token", "hf_token", "auth_token", "password", "secret"}
 
 
+
+def use_engine(agent: Any, engine: str, model_path: str | None, vllm: Mapping[str, Any] | None = None) -> Any:
+    """Generate ``agent``'s answers with ``engine`` (:mod:`agents.engines`): the agents built on a
+    local :class:`~agents.policy.Policy` / :class:`~agents.text_policy.TextPolicy` (``--agent text``)
+    only; ``model_path`` is the folder the policy was loaded from. Returns the engine."""
+    from agents.engines import EngineConfig, make_engine
+    from agents.policy import Policy
+
+    policy = getattr(agent, "policy", None)
+    if not isinstance(policy, Policy):
+        if engine == "transformers":
+            return None
+        raise DataError(type(agent).__name__, f"--engine {engine} applies to agents built on a local policy "
+                                              "(--agent text); this agent generates on its own", field="--engine")
+    return make_engine(EngineConfig(engine=engine, vllm=dict(vllm or {})), policy, model_path=model_path)
+
+
 @dataclass
 class EvalConfig:
     benchmark: str = "synthapp"

@@ -63,7 +63,9 @@ from guienv.run.train_config import RewardConfig, RunConfig, TrainConfig
 from guienv.run.train_data import TaskData, load_tasks, mean_click_accuracy
 from guienv.run.train_model import (
     check_model_path,
+    engine_text,
     load_agent,
+    make_generation,
     make_optimizer,
     make_scheduler,
     prepare_policy,
@@ -149,6 +151,7 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, start: int, log
     _check_settings(cfg, dist, fsdp)
     base_path = resolve_model_path(cfg.model, out, dist)
     policy, train_model, autocast = _load_policy(cfg, base_path, ckpt, dist)
+    gen = make_generation(cfg, policy, base_path, dist, ckpt is not None)
     data = load_tasks(cfg.data, cfg.model.template, frame=policy.frame, resize=policy.resize)
     reward = _make_reward(cfg.reward, policy)
     s = _Setup(cfg, out, dist, fsdp, base_path, policy, train_model, autocast, data, reward, log,
@@ -158,7 +161,7 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, start: int, log
     if s.main:
         log(f"guienv train: {len(data.train)} training tasks, {len(data.eval)} held out; model {base_path} "
             f"({sum(p.numel() for p in policy.model.parameters()) / 1e6:.2f}M params, frame {policy.frame.value}); "
-            f"world {dist.world}; {'resuming at step ' + str(start) if ckpt else 'fresh run'}")
+            f"{engine_text(gen)}; world {dist.world}; {'resuming at step ' + str(start) if ckpt else 'fresh run'}")
     return s
 
 
@@ -189,7 +192,7 @@ def _grpo_trainer(s: _Setup, ph: _Phase, tasks: list, config: Any = None):
 
     config = config if config is not None else s.cfg.grpo
     return GRPOTrainer(s.policy, config, s.reward, tasks, ph.optimizer, ph.scheduler, dist=s.dist,
-                       train_model=s.train_model, ref_model=ph.ref_model, autocast=s.autocast)
+                       train_model=s.train_model, ref_model=ph.ref_model, autocast=s.autocast, generation=s.cfg.generation)
 
 
 def _grpo_optimisation(s: _Setup, phase_start: bool):
@@ -299,6 +302,9 @@ def _train_step(s: _Setup, ph: _Phase, step: int) -> dict[str, Any]:
     if ph.name == "sft":
         row = ph.sft_trainer.step(ph.sft_sampler.next_batch)
         ph.scheduler.step()
+        cfg = s.cfg
+        if s.policy.engine is not None and (step == s.sft_steps or (cfg.train.eval_every and step % cfg.train.eval_every == 0)):
+            s.policy.engine.sync(s.train_model)  # the warm-up's weights, before anything samples again
     else:
         row, ro = ph.grpo_trainer.step(ph.curriculum.next_batch, step)
         # Every group sampled on every rank (filtered ones too) updates the per-task statistics.

@@ -1,5 +1,6 @@
 """The model side of ``guienv train``: the starting model (the tiny one built on demand), LoRA
-adapters, the optimizer and the learning-rate schedule."""
+adapters, the generation engine (``generation:``, :mod:`agents.engines`), the optimizer and the
+learning-rate schedule."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from guienv.errors import DataError
 from guienv.run.distributed import barrier, wrap_distributed
 from guienv.run.train_config import LoraConfig, ModelConfig, TrainConfig
 
-__all__ = ["apply_lora", "check_model_path", "load_agent", "make_optimizer", "make_scheduler", "prepare_policy",
-           "resolve_model_path"]
+__all__ = ["apply_lora", "check_model_path", "engine_text", "load_agent", "make_generation", "make_optimizer",
+           "make_scheduler", "prepare_policy", "resolve_model_path"]
 
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
@@ -106,3 +107,18 @@ def prepare_policy(policy, cfg: TrainConfig, ckpt: Path | None, dist):
     autocast = torch.bfloat16 if cfg.model.precision == "bf16-mixed" else None
     mode = "ddp" if cfg.train.distributed == "auto" else cfg.train.distributed
     return wrap_distributed(policy.model, mode, dist), autocast
+
+
+def make_generation(cfg: TrainConfig, policy, base: str, dist, resumed: bool):
+    """The generation engine of ``cfg.generation`` installed on the prepared policy, built from the
+    base model folder ``base`` (one per rank); a resumed policy's weights are synced into it at once."""
+    from agents.engines import make_engine
+
+    return make_engine(cfg.generation, policy, model_path=base, world_size=dist.world, seed=cfg.train.seed + dist.rank,
+                       sync=resumed)
+
+
+def engine_text(gen) -> str:
+    """The engine for the run's first log line."""
+    init = getattr(gen, "init_s", None)
+    return f"engine {gen.name}" + (f" (started in {init:.1f} s)" if init is not None else "")

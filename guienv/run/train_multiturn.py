@@ -53,7 +53,15 @@ from guienv.run.distributed import barrier, init_distributed
 from guienv.run.metrics import MetricsLog, clean_value, plot_curves
 from guienv.run.train_config import TrainConfig
 from guienv.run.train_env import env_spec, env_tasks, task_lengths
-from guienv.run.train_model import load_agent, make_optimizer, make_scheduler, prepare_policy, resolve_model_path
+from guienv.run.train_model import (
+    engine_text,
+    load_agent,
+    make_generation,
+    make_optimizer,
+    make_scheduler,
+    prepare_policy,
+    resolve_model_path,
+)
 
 __all__ = ["default_template", "train_multiturn"]
 
@@ -126,20 +134,6 @@ def _load_policy(cfg: TrainConfig, out: Path, ckpt: Path | None, dist):
     return policy, train_model, autocast, base
 
 
-def _make_generation(cfg: TrainConfig, policy, base: str, dist, resumed: bool):
-    """The generation engine (``generation:``) installed on the policy, built from the base model
-    folder; a resumed policy's weights are synced into it."""
-    from agents.engines import make_engine
-
-    return make_engine(cfg.generation, policy, model_path=base, world_size=dist.world, seed=cfg.train.seed + dist.rank,
-                       sync=resumed)
-
-
-def _engine_text(gen) -> str:
-    init = getattr(gen, "init_s", None)
-    return f"engine {gen.name}" + (f" (started in {init:.1f} s)" if init is not None else "")
-
-
 def _sync_engine(r: _Run) -> None:
     """After the warm-up's optimizer steps, before anything samples again (GRPO syncs itself after every update)."""
     if r.policy.engine is not None:
@@ -158,7 +152,7 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, log: Any) -> _R
     if cfg.grpo.prompts_per_step < dist.world:
         raise ValueError(f"grpo.prompts_per_step must be >= the world size {dist.world}")
     policy, train_model, autocast, base = _load_policy(cfg, out, ckpt, dist)
-    gen = _make_generation(cfg, policy, base, dist, ckpt is not None)
+    gen = make_generation(cfg, policy, base, dist, ckpt is not None)
     mt = cfg.multiturn
     template = mt.template or default_template(str(cfg.data.env_id), policy.is_vision)
     spec = env_spec(cfg.data)
@@ -192,7 +186,7 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, log: Any) -> _R
         log(f"guienv train (multi-turn): env {spec.id}, {len(train_tasks)} training tasks (lengths {lengths}), "
             f"{len(eval_tasks)} held out; {cfg.model.kind} model {base} "
             f"({sum(p.numel() for p in policy.model.parameters()) / 1e6:.2f}M params), template {template}, "
-            f"advantage {mt.advantage.get('name')}, {pool.size} env slots ({mt.pool}); {_engine_text(gen)}; world {dist.world}; "
+            f"advantage {mt.advantage.get('name')}, {pool.size} env slots ({mt.pool}); {engine_text(gen)}; world {dist.world}; "
             f"{'resuming' if ckpt else 'fresh run'}")
     return _Run(cfg, out, dist, policy, train_model, autocast, template, spec, pool, engine, train_tasks, eval_tasks, log,
                 server)
