@@ -36,8 +36,6 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from agents.engines import EngineConfig
-
 __all__ = ["VLLMEngine", "trained_weights"]
 
 BAN = -100.0  # vLLM clamps logit_bias to [-100, 100]
@@ -73,18 +71,20 @@ def trained_weights(model: Any) -> Iterator[tuple[str, Any]]:
 
 class VLLMEngine:
     """A ``vllm.LLM`` colocated with ``policy`` (see the module docstring). ``model_path``: the HF
-    folder the policy was loaded from; ``config.vllm``: extra ``LLM`` keyword arguments."""
+    folder the policy was loaded from; ``config``: an :class:`agents.engines.EngineConfig` (its
+    ``vllm`` mapping: extra ``LLM`` keyword arguments; built by :func:`agents.engines.make_engine`,
+    which this module does not import)."""
 
     name = "vllm"
 
-    def __init__(self, policy: Any, model_path: str, config: EngineConfig | None = None, *, world_size: int = 1,
+    def __init__(self, policy: Any, model_path: str, config: Any = None, *, world_size: int = 1,
                  seed: int = 0):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process: the weights are reachable
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM CPU reserves far more by default
         from vllm import LLM
 
         self.policy = policy
-        self.config = config or EngineConfig(engine="vllm")
+        self.config = config
         self.syncs = 0
         self.sync_time = 0.0
         self.last_sync_s = 0.0
@@ -93,7 +93,7 @@ class VLLMEngine:
             kwargs["enforce_eager"] = True
         if policy.is_vision:
             kwargs["limit_mm_per_prompt"] = {"image": 8}
-        kwargs.update(self.config.vllm)
+        kwargs.update(getattr(config, "vllm", None) or {})
         if world_size > 1:
             kwargs["distributed_executor_backend"] = "external_launcher"
         t0 = time.perf_counter()
