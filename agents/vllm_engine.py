@@ -20,7 +20,9 @@ Weight sync (``sync``): the DDP wrapper is unwrapped; a peft LoRA model is merge
 pushed under the base model's names and unmerged (as TRL's ``_sync_peft_weights``); sharded
 (FSDP2 ``DTensor``) parameters are gathered whole. Two reload paths: vLLM's CPU build repacks
 linear weights, so its model's ``load_weights`` fails and ``model_runner.reload_weights
-(weights_iterator=...)`` is used; on GPU the model's own ``load_weights`` (what TRL calls).
+(weights_iterator=...)`` is used (then a tied output head is tied to the new embeddings again: the
+in-place reload would keep its old tensors); on GPU the model's own ``load_weights`` (what TRL
+calls), which writes into the shared tied tensor.
 
 Vision-language policies (GPU only: vLLM's Qwen2-VL processor needs torchvision): the prompt goes
 as its chat-templated text with the images as ``multi_modal_data`` and the policy's
@@ -205,8 +207,27 @@ class VLLMEngine:
         runner = self._model_runner()
         if current_platform.is_cpu():  # CPU linear layers are repacked: only the reload path re-applies that
             runner.reload_weights(weights_iterator=iter(weights))
+            self._retie(runner.get_model())
         else:
             runner.model.load_weights(weights=iter(weights))
+
+    def _retie(self, model: Any) -> None:
+        """Tie the output head to the reloaded input embeddings again: vLLM's in-place reload puts
+        a tied ``lm_head``'s old (repacked) tensors back, since no checkpoint weight names it."""
+        cfg = self.llm.llm_engine.model_config.hf_text_config
+        if not getattr(cfg, "tie_word_embeddings", False):
+            return
+        mods = dict(model.named_modules())
+        for name, head in mods.items():
+            if not name.endswith("lm_head") or not hasattr(head, "weight"):
+                continue
+            emb = mods.get(name[: -len("lm_head")] + "model.embed_tokens")
+            if emb is None:
+                emb = next(m for k, m in mods.items() if k.endswith("embed_tokens"))
+            head.weight = emb.weight
+            method = getattr(head, "quant_method", None)
+            if method is not None:
+                method.process_weights_after_loading(head)  # the CPU gemm repacks from .weight
 
     def sync(self, model: Any) -> None:
         """Push ``model``'s current weights (the DDP/FSDP wrapper, a peft model or a plain one) into
