@@ -170,7 +170,7 @@ def test_lora_sync_pushes_merged_base_weights(setup, restore):
         rows = [p for p in prompts for _ in range(2)]
         assert _max_diff(lps, _teacher_forced(pol, rows, comps, 1.0)) < LOGP_TOL
     finally:
-        pol.model = lora.unload()  # the base model back, without adapters
+        pol.model = lora.unload().requires_grad_(True)  # the base model back, without adapters (peft froze it)
 
 
 def test_grpo_update_with_the_engine_uses_the_same_loss_and_syncs(setup, restore):
