@@ -111,7 +111,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             from guienv.run.evaluate import use_engine
 
             vllm = {"max_model_len": args.vllm_max_model_len} if args.vllm_max_model_len else {}
-            use_engine(agent, args.engine, args.model, vllm)
+            engine = use_engine(agent, args.engine, args.model, vllm)
+            print(f"engine: {engine.name} (started in {getattr(engine, 'init_s', 0.0):.1f} s)")
         out = args.out if len(args.agent) == 1 else f"{args.out}/{name}"
         try:
             metrics = run_eval(replace(cfg, agent=name, out=out), agent)

@@ -177,3 +177,16 @@ def test_tis_in_the_update_is_a_no_op_when_the_sampler_is_the_trainer(text_polic
     assert capped["tis_weight_mean"] == pytest.approx(1.5) and capped["tis_capped_frac"] == 1.0
     assert capped["loss"] == pytest.approx(1.5 * plain["loss"], rel=1e-4, abs=1e-6)
     assert not torch.allclose(p_capped, p_plain)
+
+
+def test_eval_engine_applies_only_to_local_policy_agents(text_policy):
+    from agents.baselines import OracleAgent
+    from agents.policy_agent import PolicyAgent
+    from guienv.run.evaluate import use_engine
+
+    with pytest.raises(DataError, match="--engine"):
+        use_engine(OracleAgent(), "vllm", None)
+    assert use_engine(OracleAgent(), "transformers", None) is None
+    agent = PolicyAgent(text_policy, "text")
+    engine = use_engine(agent, "transformers", None)
+    assert isinstance(engine, TransformersEngine) and text_policy.engine is None

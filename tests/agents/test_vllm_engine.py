@@ -267,3 +267,20 @@ def test_engine_speed_benchmark_smoke(tmp_path):
         assert r["completion_tokens"] == [T] * len(r["completion_tokens"]), name  # min == max: the same work
         assert r["tokens_per_s"] > 0 and r["grpo_step_s"] > 0 and np.isfinite(r["loss"])
     assert data["ratios"]["vllm_over_transformers_tokens_per_s"] > 0
+
+
+def test_guienv_eval_with_the_vllm_engine_plays_the_transformers_greedy_episodes(setup, tmp_path):
+    """``guienv eval --agent text --engine vllm``: greedy, so the same episodes as the policy's own generate."""
+    _, _, model = setup
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    steps = {}
+    for engine in ("transformers", "vllm"):
+        out = tmp_path / engine
+        res = subprocess.run([sys.executable, "-m", "guienv", "eval", "--benchmark", "mdp", "--agent", "text", "--model",
+                              str(model), "--engine", engine, "--vllm-max-model-len", "1024", "--episodes", "2",
+                              "--max-new-tokens", "8", "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert ("engine: vllm" in res.stdout) == (engine == "vllm")
+        steps[engine] = [json.loads(x) for x in (out / "steps.jsonl").read_text().splitlines() if x.strip()]
+    key = lambda rows: [(r.get("episode"), r.get("step"), r.get("text", r.get("raw"))) for r in rows]  # noqa: E731
+    assert steps["vllm"] and key(steps["vllm"]) == key(steps["transformers"])
