@@ -93,6 +93,8 @@ class VLLMEngine:
         kwargs: dict[str, Any] = {"dtype": self._dtype(policy), "max_model_len": 2048, "enable_prefix_caching": True}
         if policy.device.type != "cuda":
             kwargs["enforce_eager"] = True
+        else:
+            kwargs["gpu_memory_utilization"] = 0.3  # colocated: the rest stays for training (weights, optimizer, activations)
         if policy.is_vision:
             kwargs["limit_mm_per_prompt"] = {"image": 8}
         kwargs.update(getattr(config, "vllm", None) or {})
@@ -119,10 +121,17 @@ class VLLMEngine:
             raise ValueError("a vision prompt for vLLM needs Encoded.text and Encoded.images (from encode_messages)")
         from PIL import Image
 
-        proc = self.policy.image_processor
-        pixels = {k: getattr(proc, k) for k in ("min_pixels", "max_pixels") if getattr(proc, k, None) is not None}
+        pixels = self._pixels()
         return {"prompt": p.text, "multi_modal_data": {"image": [Image.fromarray(im) for im in p.images]},
                 "mm_processor_kwargs": pixels}
+
+    def _pixels(self) -> dict[str, int]:
+        """The policy processor's smart-resize bounds, as Qwen2-VL's ``mm_processor_kwargs``."""
+        proc = self.policy.image_processor
+        size = getattr(proc, "size", None) or {}
+        out = {"min_pixels": getattr(proc, "min_pixels", None) or size.get("shortest_edge"),
+               "max_pixels": getattr(proc, "max_pixels", None) or size.get("longest_edge")}
+        return {k: int(v) for k, v in out.items() if v is not None}
 
     def _params(self, *, n: int, temperature: float, top_p: float, max_new_tokens: int, min_new_tokens: int,
                 seed: int | None = None, logprobs: bool = False):
