@@ -32,6 +32,12 @@ Log-probs in training are ``log_softmax(logits / temperature)`` of a teacher-for
 detached log-prob of the first inner epoch (the parameters have not moved yet), so no extra
 forward pass is spent on it.
 
+Generation engine (:mod:`agents.engines`, ``policy.engine``; e.g. a colocated vLLM): it samples the
+rollouts, its sampled-token log-probs are kept in :attr:`Rollout.sample_logprobs`, and it is synced
+once at the end of every update (after its ``inner_epochs`` optimizer steps: nothing samples in
+between). ``importance_correction: tis`` multiplies each token's surrogate by
+``min(exp(pi_old - pi_engine), tis_cap)``.
+
 Distributed (DDP or FSDP2, under ``torchrun`` or ``accelerate launch``): the step's ``P`` prompts
 are the global batch; every rank draws the same task ids (the curriculum is replicated) and takes
 its contiguous slice; groups never straddle ranks, so advantages are local. Normalisers of the loss
