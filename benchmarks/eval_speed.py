@@ -14,7 +14,7 @@ same pixel bounds, the same GUI-G1 prompt (:func:`guienv.prompts.gui_g1`) and th
   GUI-G1, Zhou et al., arXiv 2505.15810, evaluates with such scripts): per sample, chat messages
   with the image path and pixel bounds, ``processor.apply_chat_template``, qwen-vl-utils
   ``process_vision_info``, ``processor(...)``, ``model.generate`` (greedy), trim, ``batch_decode``,
-  parse the first four numbers as the box. Without torchvision (CPU-only installs) the HF processor
+  parse the first four comma-separated numbers as the box. Without torchvision (CPU-only installs) the HF processor
   and qwen-vl-utils cannot load: the loop then uses an image-only processor
   (:func:`benchmarks.train_speed.image_only_processor`) and resizes the image the way
   ``process_vision_info`` does (smart resize, PIL bicubic).
@@ -44,7 +44,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_NUM = r"(-?\d+(?:\.\d+)?)"
+BOX = re.compile(r",\s*".join([_NUM] * 4))  # four comma-separated numbers (a bbox_2d list, "(x1,y1),(x2,y2)" without parentheses)
 
 
 def write_data(n: int, w: int, h: int, out: Path) -> Path:
@@ -67,11 +68,41 @@ def records(data: Path) -> list[dict]:
 
 
 def box_center(text: str) -> list[float] | None:
-    """The first four numbers of a model answer as a box, its centre (None when there are fewer)."""
-    nums = [float(v) for v in NUMBER.findall(text)[:4]]
-    if len(nums) < 4:
+    """The first four comma-separated numbers of a model answer as a box, its centre (None when
+    there are none; the ``2`` of a ``bbox_2d`` key is not a coordinate)."""
+    m = BOX.search(text.replace("(", "").replace(")", "")) if isinstance(text, str) else None
+    if m is None:
         return None
-    return [(nums[0] + nums[2]) / 2, (nums[1] + nums[3]) / 2]
+    x1, y1, x2, y2 = (float(v) for v in m.groups())
+    return [(x1 + x2) / 2, (y1 + y2) / 2]
+
+
+def input_records(batch: dict, pad_id: int) -> list[dict]:
+    """Per sample of a model-input batch: its prompt token ids (a hash, padding dropped), token
+    count, image grid and the sum of its pixel values (what both sides must feed the model alike)."""
+    from benchmarks.train_speed import row_key
+
+    grid = batch["image_grid_thw"].tolist()
+    sizes = [int(t * h * w) for t, h, w in grid]
+    pix = batch["pixel_values"].float().split(sizes)
+    out = []
+    for i, (ids, att) in enumerate(zip(batch["input_ids"].tolist(), batch["attention_mask"].tolist())):
+        ids = [t for t, m in zip(ids, att) if m]
+        out.append(dict(prompt_key=row_key(ids), prompt_tokens=len(ids), grid=grid[i], pixel_sum=float(pix[i].double().sum())))
+    return out
+
+
+def same_inputs(g: list[dict], lp: list[dict]) -> list[str]:
+    errs = []
+    for i, (x, y) in enumerate(zip(g, lp)):
+        for k in ("prompt_key", "prompt_tokens", "grid"):
+            if x[k] != y[k]:
+                errs.append(f"sample {i}: {k} differ: guienv {x[k]} vs loop {y[k]}")
+        if abs(x["pixel_sum"] - y["pixel_sum"]) > 1e-3 * max(1.0, abs(y["pixel_sum"])):
+            errs.append(f"sample {i}: pixel values differ: sum guienv {x['pixel_sum']:.4f} vs loop {y['pixel_sum']:.4f}")
+    if len(g) != len(lp):
+        errs.append(f"sample counts differ: guienv {len(g)}, loop {len(lp)}")
+    return errs
 
 
 def sync(torch) -> None:
@@ -93,9 +124,19 @@ def run_guienv(a, model: Path, data: Path) -> dict:
 
     agent = QwenAgent(QwenAgentConfig(model=str(model), template="gui-g1", max_pixels=a.max_pixels, max_new_tokens=a.max_new_tokens,
                                       dtype=dtype_name(a), image_backend=a.image_backend))
+    seen: list[dict] = []
+    build = agent.inputs
+
+    def recording_inputs(observations):  # the real method, its batches recorded (same-input check)
+        batch = build(observations)
+        seen.extend(input_records(batch, agent.tokenizer.pad_token_id))
+        return batch
+
+    agent.inputs = recording_inputs
     with tempfile.TemporaryDirectory() as tmp:
         run_eval(EvalConfig(benchmark="screenspot", data=str(data), agent="qwen", batch_size=1, limit=1, out=f"{tmp}/warm"), agent)
         sync(torch)
+        seen.clear()
         t0 = time.perf_counter()
         metrics = run_eval(EvalConfig(benchmark="screenspot", data=str(data), agent="qwen", batch_size=a.batch_size,
                                       out=f"{tmp}/run"), agent)
@@ -107,7 +148,7 @@ def run_guienv(a, model: Path, data: Path) -> dict:
     gen = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
     return dict(seconds=seconds, samples=len(texts), samples_per_s=len(texts) / seconds, texts=texts,
                 points=[box_center(t) for t in texts], decoded_tokens=int(sum(gen)), accuracy=metrics.get("accuracy"),
-                image_processor=type(agent.image_processor).__name__, batch_size=a.batch_size)
+                image_processor=type(agent.image_processor).__name__, batch_size=a.batch_size, inputs=seen)
 
 
 # -- the per-sample loop -------------------------------------------------------------------------
@@ -145,6 +186,7 @@ def run_loop(a, model: Path, data: Path) -> dict:
     proc = trl_processor(model, QWEN_MIN_PIXELS, a.max_pixels)  # HF AutoProcessor with torchvision, else image-only
     tv = has_torchvision()
     rows = records(data)
+    seen: list[dict] = []
 
     def one(r: dict) -> str:
         text = gui_g1({"instruction": r["instruction"]})[0]["content"][1]["text"]
@@ -154,6 +196,7 @@ def run_loop(a, model: Path, data: Path) -> dict:
         prompt = proc.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = proc(text=[prompt], images=vision_inputs(messages, tv), padding=True, return_tensors="pt").to(dev)
         inputs.pop("mm_token_type_ids", None)
+        seen.extend(input_records(inputs, proc.tokenizer.pad_token_id))
         with torch.no_grad():
             out = m.generate(**inputs, max_new_tokens=a.max_new_tokens, do_sample=False)
         trimmed = [o[len(i):] for i, o in zip(inputs["input_ids"], out)]
@@ -161,6 +204,7 @@ def run_loop(a, model: Path, data: Path) -> dict:
 
     one(rows[0])  # warm-up
     sync(torch)
+    seen.clear()
     t0 = time.perf_counter()
     texts = [one(r) for r in rows]
     sync(torch)
@@ -168,7 +212,7 @@ def run_loop(a, model: Path, data: Path) -> dict:
     gen = [len(proc.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     return dict(seconds=seconds, samples=len(texts), samples_per_s=len(texts) / seconds, texts=texts,
                 points=[box_center(t) for t in texts], decoded_tokens=int(sum(gen)),
-                image_processor=type(proc.image_processor).__name__, batch_size=1)
+                image_processor=type(proc.image_processor).__name__, batch_size=1, inputs=seen)
 
 
 # -- orchestration -------------------------------------------------------------------------------
@@ -233,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     if not failed:
         g, lp = runs["guienv"][0], runs["loop"][0]
         same_text = [x == y for x, y in zip(g["texts"], lp["texts"])]
+        res["same_input_errors"] = same_inputs(g["inputs"], lp["inputs"])
+        res["same_inputs"] = not res["same_input_errors"]
         res["same_predictions"] = sum(same_text)
         res["same_points"] = sum(x == y for x, y in zip(g["points"], lp["points"]))
         res["decoded_tokens"] = {"guienv": g["decoded_tokens"], "loop": lp["decoded_tokens"]}
@@ -245,11 +291,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"{side:7} {x['samples_per_s']:8.2f} samples/s  ({x['seconds']:.2f}s, {x['decoded_tokens']} tokens, {x['image_processor']})")
     if not failed:
         r = res["ratio_guienv_over_loop"]
+        for e in res["same_input_errors"]:
+            print(f"SAME-INPUT CHECK FAILED: {e}")
+        if res["same_inputs"]:
+            print("same inputs: prompt token ids, image grids and pixel values equal on both sides for every sample")
         print(f"same predictions: {res['same_predictions']}/{n} texts, {res['same_points']}/{n} points; "
               f"guienv/loop samples/s {r['mean']:.2f} (min {r['min']:.2f}, max {r['max']:.2f})")
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2, default=str))
-    if failed:
+    if failed or not res["same_inputs"]:
         return 2
     return 0 if res["same_predictions"] == n or a.batch_size > 1 else 3
 
