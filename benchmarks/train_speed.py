@@ -11,10 +11,10 @@ reports the ratios TRL / guienv as mean and min-max over the repeats.
 
 Same work on both sides (checked, the run fails loudly where a check fails):
 
-* the same screens and the same prompt tokens: TRL's conversational prompt is built from guienv's
-  own template messages (:meth:`agents.policy.Policy.messages`, :func:`guienv.prompts.step_messages`);
-  each side records every trained row's prompt token ids (a hash), image token count and
-  completion length per step, and the two records must be equal (TRL's dataset is not shuffled, so
+* the same weights and screens and the same prompt tokens: TRL's conversational prompt is built from
+  guienv's own template messages (:meth:`agents.policy.Policy.messages`, :func:`guienv.prompts.step_messages`);
+  each side records the model's trainable parameter count and, per step, every trained row's prompt
+  token ids (a hash), image token count, pixel-value sum and completion length, and the two records must be equal (TRL's dataset is not shuffled, so
   step k sees the same P prompts on both sides);
 * group size, completion length, temperature 0.9, top_p 1, top_k 0 (off), no repetition penalty
   (TRL 1.16's defaults, ``trl/trainer/grpo_config.py``), the same suppressed vision tokens;
@@ -62,6 +62,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+GEN_KEYS = ("do_sample", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens", "min_new_tokens",
+            "suppress_tokens", "num_beams")  # the sampling settings both sides' generation configs must agree on
+# transformers 5 leaves unset fields None, which generate() treats as these no-op values
+NEUTRAL = {"repetition_penalty": 1.0, "num_beams": 1}
 TEMPERATURE = 0.9
 TOP_P = 1.0
 LR = 1e-6
@@ -192,24 +196,54 @@ def run_guienv(a, path: Path, tasks) -> dict:
         stats, ro = trainer.step(sampler, step)
         sync(torch)
         dt = time.perf_counter() - t0
-        prompt_ids = [ro.prompts[i // a.group].ids.tolist() for i in range(len(ro.completions))]
+        prompts = [ro.prompts[i // a.group] for i in range(len(ro.completions))]
+        prompt_ids = [p.ids.tolist() for p in prompts]
+        pix = [pixel_sums(p.pixel_values, p.grid)[0] for p in prompts]  # one screen per prompt
         comp = [len(c) for c in ro.completions]
         rows.append(dict(step=step, seconds=dt, generate_s=stats["time_generate"], update_s=stats["time_update"],
-                         **work_record(prompt_ids, comp, image_id)))
+                         **work_record(prompt_ids, comp, image_id, pix)))
         print(f"guienv step {step}{' (warm-up)' if not step else ''}: {dt:.2f}s, generate {stats['time_generate']:.2f}s, "
               f"update {stats['time_update']:.2f}s, {rows[-1]['gen_tokens']} generated / {rows[-1]['update_tokens']} trained tokens",
               flush=True)
-    return summarize(rows, shape, a)
+    from dataclasses import asdict
+
+    from transformers import GenerationConfig
+
+    res = summarize(rows, shape, a)
+    gen_kw = policy._generation_kwargs(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                                       min_new_tokens=cfg.min_new_tokens, n=cfg.group_size)
+    res["generation"] = generation_settings(GenerationConfig(**gen_kw))
+    res["config"] = jsonable(dict(asdict(cfg), optimizer=type(opt).__name__, optimizer_defaults=opt.defaults,
+                                  image_processor=type(policy.image_processor).__name__))
+    return res
 
 
-def work_record(prompt_ids: list[list[int]], completion_lens: list[int], image_id: int) -> dict:
-    """What one step trained on, order-free (TRL shuffles rows inside a generation batch)."""
+def generation_settings(gc) -> dict:
+    d = gc.to_dict()
+    return jsonable({k: d.get(k) if d.get(k) is not None else NEUTRAL.get(k) for k in GEN_KEYS})
+
+
+def jsonable(d: dict) -> dict:
+    return json.loads(json.dumps(d, default=str))
+
+
+def work_record(prompt_ids: list[list[int]], completion_lens: list[int], image_id: int,
+                pixel_sums: list[float] | None = None) -> dict:
+    """What one step trained on, order-free (TRL shuffles rows inside a generation batch):
+    per row its prompt's token-id hash, token count, image token count and pixel-value sum."""
+    pix = pixel_sums if pixel_sums is not None else [0.0] * len(prompt_ids)
     keys = sorted(zip((row_key(p) for p in prompt_ids), (len(p) for p in prompt_ids),
-                      (sum(1 for t in p if t == image_id) for p in prompt_ids)))
-    return dict(prompt_keys=[k for k, _, _ in keys], prompt_tokens=[n for _, n, _ in keys], image_tokens=[m for _, _, m in keys],
-                completion_tokens=sorted(completion_lens), gen_tokens=int(sum(completion_lens)),
+                      (sum(1 for t in p if t == image_id) for p in prompt_ids), (float(v) for v in pix)))
+    return dict(prompt_keys=[k[0] for k in keys], prompt_tokens=[k[1] for k in keys], image_tokens=[k[2] for k in keys],
+                pixel_sums=[k[3] for k in keys], completion_tokens=sorted(completion_lens), gen_tokens=int(sum(completion_lens)),
                 update_tokens=int(sum(len(p) for p in prompt_ids) + sum(completion_lens)),
                 seq_lens=[len(p) + c for p, c in zip(prompt_ids, completion_lens)])
+
+
+def pixel_sums(pixel_values, grid) -> list[float]:
+    """The sum of each image's pixel-value rows (``pixel_values`` holds t*h*w rows per image of ``grid``)."""
+    sizes = [int(t * h * w) for t, h, w in grid.tolist()]
+    return [float(x.double().sum()) for x in pixel_values.float().split(sizes)]
 
 
 def summarize(rows: list[dict], shape: dict, a) -> dict:
@@ -314,7 +348,8 @@ def run_trl(a, path: Path, tasks) -> dict:
             gen.append(time.perf_counter() - t0)
             pm, cm = out["prompt_mask"].bool().cpu(), out["completion_mask"].cpu()
             pids = [row[m].tolist() for row, m in zip(out["prompt_ids"].cpu(), pm)]
-            records.append(work_record(pids, [int(v) for v in cm.sum(1).tolist()], image_id))
+            pix = pixel_sums(out["pixel_values"], out["image_grid_thw"])  # one screen per row, in row order
+            records.append(work_record(pids, [int(v) for v in cm.sum(1).tolist()], image_id, pix))
             return out
 
     class StepTimer(TrainerCallback):
@@ -345,7 +380,10 @@ def run_trl(a, path: Path, tasks) -> dict:
     if a.lora:
         from peft import LoraConfig
 
-        peft_config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear")
+        from guienv.run.train_config import LoraConfig as GuienvLora
+
+        g = GuienvLora(r=16, alpha=32)  # what run_guienv applies: the language model's linear layers
+        peft_config = LoraConfig(r=g.r, lora_alpha=g.alpha, lora_dropout=g.dropout, target_modules=g.target_modules)
     trainer = TimedGRPOTrainer(model=str(path), reward_funcs=[grounding_reward_func(frame="resized")], args=args,
                                train_dataset=ds, processing_class=proc, callbacks=[StepTimer()], peft_config=peft_config)
     shape = model_shape(trainer.model)
@@ -360,6 +398,10 @@ def run_trl(a, path: Path, tasks) -> dict:
               f"{rec['gen_tokens']} generated / {rec['update_tokens']} trained tokens", flush=True)
     res = summarize(rows, shape, a)
     res["processor"] = type(proc).__name__ + "/" + type(proc.image_processor).__name__
+    res["generation"] = generation_settings(trainer.generation_config)
+    res["config"] = jsonable(dict(args.to_dict(), optimizer=type(trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer")
+                                                                     else trainer.optimizer).__name__,
+                                  image_processor=type(proc.image_processor).__name__))
     return res
 
 
@@ -367,12 +409,19 @@ def run_trl(a, path: Path, tasks) -> dict:
 def same_work(g: dict, t: dict) -> list[str]:
     """Where the two sides' step records differ (empty: same prompts, images and completion lengths)."""
     errs = []
+    if g.get("model") != t.get("model"):
+        errs.append(f"models differ (trainable parameters, layers, hidden): guienv {g.get('model')} vs trl {t.get('model')}")
+    for k in GEN_KEYS:
+        if g.get("generation", {}).get(k) != t.get("generation", {}).get(k):
+            errs.append(f"generation setting {k} differs: guienv {g.get('generation', {}).get(k)} vs trl {t.get('generation', {}).get(k)}")
     if len(g["rows"]) != len(t["rows"]):
-        return [f"step counts differ: guienv {len(g['rows'])}, trl {len(t['rows'])}"]
+        return errs + [f"step counts differ: guienv {len(g['rows'])}, trl {len(t['rows'])}"]
     for rg, rt in zip(g["rows"], t["rows"]):
         for key in ("prompt_tokens", "image_tokens", "completion_tokens", "prompt_keys"):
             if rg[key] != rt[key]:
                 errs.append(f"step {rg['step']}: {key} differ: guienv {rg[key]} vs trl {rt[key]}")
+        if not np.allclose(rg["pixel_sums"], rt["pixel_sums"], rtol=1e-3, atol=1e-2):
+            errs.append(f"step {rg['step']}: pixel values differ: sums guienv {rg['pixel_sums']} vs trl {rt['pixel_sums']}")
     return errs
 
 
@@ -392,6 +441,15 @@ def run_side(a, side: str, model: Path, out: Path) -> dict:
     return json.loads(out.read_text())
 
 
+CONFIG_KEYS = {  # printed; the JSON has every field
+    "guienv": ("group_size", "prompts_per_step", "micro_batch_size", "inner_epochs", "aggregation", "max_completion_length",
+               "normalize_std", "difficulty_weight", "beta", "eps_low", "eps_high", "lr", "weight_decay", "max_grad_norm",
+               "optimizer", "optimizer_defaults", "image_processor"),
+    "trl": ("num_generations", "per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation",
+            "num_iterations", "loss_type", "max_completion_length", "scale_rewards", "beta", "epsilon", "epsilon_high",
+            "learning_rate", "lr_scheduler_type", "weight_decay", "max_grad_norm", "optim", "optimizer", "bf16",
+            "gradient_checkpointing", "mask_truncated_completions", "shuffle_dataset", "image_processor"),
+}
 RATIO_KEYS = ("step_s", "generate_s", "update_s", "gen_tokens_per_s", "update_tokens_per_s", "peak_gib")
 
 
@@ -481,6 +539,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{a.prompts} prompts x {a.group} completions x {a.new_tokens} tokens, {w}x{h}, {a.precision}, "
           f"gc={a.gradient_checkpointing}, lora={a.lora}, micro-batch {a.micro_batch}, {dev}")
     print("settings (both sides): " + json.dumps(res["settings"]))
+    for s in sides:
+        r0 = runs[s][0]
+        if "error" not in r0:
+            print(f"{s} generation: {json.dumps(r0['generation'])}")
+            keys = CONFIG_KEYS[s]
+            print(f"{s} config: {json.dumps({k: r0['config'].get(k) for k in keys})}")
     first = runs["guienv"][0]
     if "error" not in first:
         r0 = first["rows"][0]
@@ -494,7 +558,8 @@ def main(argv: list[str] | None = None) -> int:
             for msg in e:
                 print(f"SAME-WORK CHECK FAILED (repeat {i}): {msg[:2000]}")
         if res["same_work"]:
-            print("same work: prompt token ids, image tokens and completion lengths equal on both sides for every step")
+            print("same work: trainable parameters, sampling settings and, every step, prompt token ids, image tokens, "
+                  "pixel values and completion lengths equal on both sides")
         for k, v in res["ratio_trl_over_guienv"].items():
             if v:
                 print(f"trl/guienv {k}: {v['mean']:.3f} (min {v['min']:.3f}, max {v['max']:.3f})")

@@ -59,6 +59,10 @@ def test_train_speed_smoke_runs_the_same_work_on_guienv_and_trl(tmp_path):
     for rg, rt in zip(g["rows"], t["rows"]):  # the same prompts, images and completion lengths, step by step
         for key in ("prompt_keys", "prompt_tokens", "image_tokens", "completion_tokens", "update_tokens"):
             assert rg[key] == rt[key]
+        assert rg["pixel_sums"] == pytest.approx(rt["pixel_sums"], rel=1e-3) and any(v != 0 for v in rg["pixel_sums"])
+    assert g["generation"] == t["generation"] and g["generation"]["top_k"] == 0 and g["generation"]["suppress_tokens"]
+    assert g["config"]["aggregation"] == "constant" and t["config"]["loss_type"] == "dr_grpo"
+    assert t["config"]["per_device_train_batch_size"] * t["config"]["gradient_accumulation_steps"] == 4  # one optimizer step
     # each side ran in its own process: TRL's model and tokenizer set
     assert t["processor"].startswith(("ImageOnlyQwen2_5_VLProcessor", "Qwen2_5_VLProcessor"))
     assert g["model"] == t["model"]  # same weights' shape, all trainable
@@ -75,6 +79,11 @@ def test_train_speed_same_work_check_catches_a_different_prompt():
     assert same_work({"rows": [dict(a, step=0)]}, {"rows": [dict(a, step=0)]}) == []
     errs = same_work({"rows": [dict(a, step=0)]}, {"rows": [dict(b, step=0)]})
     assert errs and "prompt_keys" in errs[0]
+    brighter = work_record([[1, 2, 3, 9], [1, 2, 3, 9]], [4, 4], image_id=9, pixel_sums=[5.0, 5.0])
+    assert "pixel values" in same_work({"rows": [dict(a, step=0)]}, {"rows": [dict(brighter, step=0)]})[0]
+    other = {"rows": [dict(a, step=0)], "model": {"trainable_params": 1}, "generation": {"top_k": 50}}
+    errs = same_work({"rows": [dict(a, step=0)], "model": {"trainable_params": 2}, "generation": {"top_k": 0}}, other)
+    assert any("models differ" in e for e in errs) and any("top_k" in e for e in errs)
 
 
 def test_update_flops_counts_parameters_and_attention():
