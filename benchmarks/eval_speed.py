@@ -92,13 +92,16 @@ def input_records(batch: dict, pad_id: int) -> list[dict]:
     return out
 
 
-def same_inputs(g: list[dict], lp: list[dict]) -> list[str]:
+def same_inputs(g: list[dict], lp: list[dict], pixels: bool = True) -> list[str]:
+    """Where the two sides' model inputs differ; ``pixels=False``: not the pixel values (guienv's
+    torchvision image processor resizes with its own kernel, not PIL's, so only the tokens and grids
+    can be equal)."""
     errs = []
     for i, (x, y) in enumerate(zip(g, lp)):
         for k in ("prompt_key", "prompt_tokens", "grid"):
             if x[k] != y[k]:
                 errs.append(f"sample {i}: {k} differ: guienv {x[k]} vs loop {y[k]}")
-        if abs(x["pixel_sum"] - y["pixel_sum"]) > 1e-3 * max(1.0, abs(y["pixel_sum"])):
+        if pixels and abs(x["pixel_sum"] - y["pixel_sum"]) > 1e-3 * max(1.0, abs(y["pixel_sum"])):
             errs.append(f"sample {i}: pixel values differ: sum guienv {x['pixel_sum']:.4f} vs loop {y['pixel_sum']:.4f}")
     if len(g) != len(lp):
         errs.append(f"sample counts differ: guienv {len(g)}, loop {len(lp)}")
@@ -176,14 +179,14 @@ def run_loop(a, model: Path, data: Path) -> dict:
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from benchmarks.train_speed import has_torchvision, trl_processor
+    from benchmarks.train_speed import has_torchvision, hf_processor
     from guienv.frames import QWEN_MIN_PIXELS
     from guienv.prompts import gui_g1
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     m = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(model), dtype=getattr(torch, dtype_name(a)),
                                                            attn_implementation="sdpa").to(dev).eval()
-    proc = trl_processor(model, QWEN_MIN_PIXELS, a.max_pixels)  # HF AutoProcessor with torchvision, else image-only
+    proc = hf_processor(model, QWEN_MIN_PIXELS, a.max_pixels)  # HF AutoProcessor with torchvision, else image-only
     tv = has_torchvision()
     rows = records(data)
     seen: list[dict] = []
@@ -240,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8, help="guienv eval's --batch-size")
     ap.add_argument("--precision", default="bf16", choices=["fp32", "bf16"])
     ap.add_argument("--image-backend", default="pil", choices=["auto", "pil", "torchvision"],
-                    help="guienv's image processor (pil: the same resampling as qwen-vl-utils + the HF processor)")
+                    help="guienv's image processor (default pil: the same resampling as qwen-vl-utils + the HF processor, "
+                         "so pixel values are compared; guienv eval's own default is auto, torchvision where it imports)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--smoke", action="store_true", help="tiny model, 6 screens 224x392, 8 tokens, batch 3")
     ap.add_argument("--side", choices=["guienv", "loop"], help=argparse.SUPPRESS)
@@ -277,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     if not failed:
         g, lp = runs["guienv"][0], runs["loop"][0]
         same_text = [x == y for x, y in zip(g["texts"], lp["texts"])]
-        res["same_input_errors"] = same_inputs(g["inputs"], lp["inputs"])
+        res["pixels_compared"] = "Pil" in g["image_processor"]
+        res["same_input_errors"] = same_inputs(g["inputs"], lp["inputs"], pixels=res["pixels_compared"])
         res["same_inputs"] = not res["same_input_errors"]
         res["same_predictions"] = sum(same_text)
         res["same_points"] = sum(x == y for x, y in zip(g["points"], lp["points"]))
@@ -294,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         for e in res["same_input_errors"]:
             print(f"SAME-INPUT CHECK FAILED: {e}")
         if res["same_inputs"]:
-            print("same inputs: prompt token ids, image grids and pixel values equal on both sides for every sample")
+            print("same inputs: prompt token ids, image grids" + (" and pixel values" if res["pixels_compared"] else
+                  " (pixel values not compared: guienv's torchvision resize)") + " equal on both sides for every sample")
         print(f"same predictions: {res['same_predictions']}/{n} texts, {res['same_points']}/{n} points; "
               f"guienv/loop samples/s {r['mean']:.2f} (min {r['min']:.2f}, max {r['max']:.2f})")
     if a.json:

@@ -131,15 +131,31 @@ def peak_tflops(a) -> float:
 
 
 def model_shape(model) -> dict:
+    """Parameter counts (language model / vision tower, all and trainable) and the LM's depth and width."""
     cfg = getattr(model.config, "text_config", model.config)
-    return dict(trainable_params=int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
-                layers=int(cfg.num_hidden_layers), hidden=int(cfg.hidden_size))
+    vis = getattr(model.config, "vision_config", None)
+    out = dict(lm_params=0, lm_trainable=0, vision_params=0, vision_trainable=0, layers=int(cfg.num_hidden_layers),
+               hidden=int(cfg.hidden_size), merge=int(getattr(vis, "spatial_merge_size", 2) or 2))
+    for name, p in model.named_parameters():
+        part = "vision" if ".visual." in f".{name}" else "lm"
+        out[f"{part}_params"] += p.numel()
+        out[f"{part}_trainable"] += p.numel() if p.requires_grad else 0
+    out["trainable_params"] = out["lm_trainable"] + out["vision_trainable"]
+    return out
 
 
-def update_flops(shape: dict, seq_lens: list[int]) -> float:
-    """6 N per trained token + causal attention 12 L d T per token of a length-T row (PaLM, arXiv 2204.02311, app. B)."""
-    n, L, d = shape["trainable_params"], shape["layers"], shape["hidden"]
-    return float(sum(6 * n * t + 12 * L * d * t * t for t in seq_lens))
+def update_flops(shape: dict, seq_lens: list[int], image_tokens: list[int] | None = None) -> float:
+    """Model FLOPs of one update over rows of ``seq_lens`` tokens (``image_tokens`` of them image
+    placeholders). Per token: forward 2N, backward 2N for activation gradients and 2N for the
+    trainable weights' gradients (6N when all train), plus causal attention 12 L d T for a length-T
+    row (Chowdhery et al., "PaLM", arXiv 2204.02311, appendix B); the vision tower the same per
+    patch (``merge**2`` patches per image token; its windowed attention not counted), each row's
+    image counted with its row."""
+    per_tok = 4 * shape["lm_params"] + 2 * shape["lm_trainable"]
+    per_patch = 4 * shape["vision_params"] + 2 * shape["vision_trainable"]
+    L, d, m2 = shape["layers"], shape["hidden"], shape["merge"] ** 2
+    imgs = image_tokens if image_tokens is not None else [0] * len(seq_lens)
+    return float(sum(per_tok * t + 12 * L * d * t * t + per_patch * m2 * k for t, k in zip(seq_lens, imgs)))
 
 
 def settings(a) -> dict:
@@ -237,7 +253,8 @@ def work_record(prompt_ids: list[list[int]], completion_lens: list[int], image_i
     return dict(prompt_keys=[k[0] for k in keys], prompt_tokens=[k[1] for k in keys], image_tokens=[k[2] for k in keys],
                 pixel_sums=[k[3] for k in keys], completion_tokens=sorted(completion_lens), gen_tokens=int(sum(completion_lens)),
                 update_tokens=int(sum(len(p) for p in prompt_ids) + sum(completion_lens)),
-                seq_lens=[len(p) + c for p, c in zip(prompt_ids, completion_lens)])
+                seq_lens=[len(p) + c for p, c in zip(prompt_ids, completion_lens)],
+                row_image_tokens=[sum(1 for t in p if t == image_id) for p in prompt_ids])  # aligned with seq_lens
 
 
 def pixel_sums(pixel_values, grid) -> list[float]:
@@ -251,7 +268,7 @@ def summarize(rows: list[dict], shape: dict, a) -> dict:
 
     timed = rows[1:]  # step 0 is warm-up (kernels, allocator)
     peak = peak_tflops(a)
-    mfu = [update_flops(shape, r["seq_lens"]) / r["update_s"] / (peak * 1e12) for r in timed] if timed else []
+    mfu = [update_flops(shape, r["seq_lens"], r["row_image_tokens"]) / r["update_s"] / (peak * 1e12) for r in timed] if timed else []
     return {
         "step_s": float(np.mean([r["seconds"] for r in timed])),
         "generate_s": float(np.mean([r["generate_s"] for r in timed])),
@@ -291,7 +308,7 @@ def image_only_processor(path: Path, min_pixels: int, max_pixels: int):
     return ImageOnlyQwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, chat_template=tok.chat_template)
 
 
-def trl_processor(path: Path, min_pixels: int, max_pixels: int):
+def hf_processor(path: Path, min_pixels: int, max_pixels: int):
     if has_torchvision():
         from transformers import AutoProcessor
 
@@ -331,7 +348,7 @@ def run_trl(a, path: Path, tasks) -> dict:
     if seqs % a.micro_batch:
         raise ValueError(f"--micro-batch {a.micro_batch} must divide prompts x group = {seqs} (TRL's gradient accumulation)")
     ds = Dataset.from_list(trl_rows(tasks, a.prompts * (a.steps + 1)))
-    proc = trl_processor(path, QWEN_MIN_PIXELS, a.max_pixels)
+    proc = hf_processor(path, QWEN_MIN_PIXELS, a.max_pixels)
     vocab = proc.tokenizer.get_vocab()
     banned = sorted(vocab[t] for t in VISION_TOKENS if t in vocab)  # what guienv's policy suppresses
     image_id = vocab["<|image_pad|>"]

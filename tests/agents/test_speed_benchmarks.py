@@ -66,6 +66,7 @@ def test_train_speed_smoke_runs_the_same_work_on_guienv_and_trl(tmp_path):
     # each side ran in its own process: TRL's model and tokenizer set
     assert t["processor"].startswith(("ImageOnlyQwen2_5_VLProcessor", "Qwen2_5_VLProcessor"))
     assert g["model"] == t["model"]  # same weights' shape, all trainable
+    assert g["model"]["trainable_params"] == g["model"]["lm_params"] + g["model"]["vision_params"] > 0
     ratio = res["ratio_trl_over_guienv"]["step_s"]
     assert ratio["mean"] == pytest.approx(t["step_s"] / g["step_s"]) and ratio["min"] <= ratio["mean"] <= ratio["max"]
 
@@ -86,12 +87,15 @@ def test_train_speed_same_work_check_catches_a_different_prompt():
     assert any("models differ" in e for e in errs) and any("top_k" in e for e in errs)
 
 
-def test_update_flops_counts_parameters_and_attention():
+def test_update_flops_counts_parameters_attention_and_vision():
     from benchmarks.train_speed import update_flops
 
-    shape = dict(trainable_params=1000, layers=2, hidden=8)
-    assert update_flops(shape, [10]) == 6 * 1000 * 10 + 12 * 2 * 8 * 100
-    assert update_flops(shape, [10, 10]) == 2 * update_flops(shape, [10])
+    full = dict(lm_params=1000, lm_trainable=1000, vision_params=100, vision_trainable=100, layers=2, hidden=8, merge=2)
+    assert update_flops(full, [10]) == 6 * 1000 * 10 + 12 * 2 * 8 * 100  # 6N per token + attention
+    assert update_flops(full, [10, 10]) == 2 * update_flops(full, [10])
+    assert update_flops(full, [10], [3]) == update_flops(full, [10]) + 6 * 100 * 4 * 3  # 4 patches per image token
+    frozen = dict(full, lm_trainable=0, vision_trainable=0)  # LoRA-like: no weight gradients
+    assert update_flops(frozen, [10]) == 4 * 1000 * 10 + 12 * 2 * 8 * 100
 
 
 def test_eval_speed_smoke_feeds_both_sides_the_same_inputs(tmp_path):
