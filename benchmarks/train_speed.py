@@ -26,6 +26,16 @@ Same work on both sides (checked, the run fails loudly where a check fails):
   P x G sequences, micro-batches of ``--micro-batch`` sequences (TRL: ``per_device_train_batch_size``
   with ``gradient_accumulation_steps = P*G / micro_batch``), the same weights (one saved folder).
 
+What stays different (each side's own implementation, measured as it is): guienv samples a group
+with ``num_return_sequences`` (one prefill per prompt) and encodes each distinct prompt's images once
+per training forward; TRL repeats every prompt G times (P x G images through the vision tower in
+generation and in the loss forward), keeps images in a ``datasets`` table, computes token entropies
+for its logs and logs every step. The sampled token values differ (different RNG streams), their
+counts do not. ``--precision bf16-mixed``: accelerate wraps TRL's ``model.forward`` in the bf16
+autocast, so TRL also generates under autocast, while guienv generates with the fp32 weights
+(its autocast covers the update only); ``bf16`` (bf16 weights, the GPU command) and ``fp32`` match.
+guienv also masks the suppressed vision tokens out of the training log-softmax; TRL does not.
+
 Timing: guienv's step is ``collect`` (encode, sample, score, advantages) + ``update``; TRL's
 generation is its ``_generate_and_score_completions`` (timed by subclassing), its step the time
 between consecutive ``on_step_end`` callbacks (so its data loading counts, as guienv's encoding does),
