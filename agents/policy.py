@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agents.decoding import decoding_kwargs
 from agents.train_prompts import TrainPrompt
 from guienv.frames import Frame
 from guienv.prompts import step_messages
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
     import torch
 
 VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
-
-
 def no_grad(fn):
     """Run ``fn`` under ``torch.no_grad()`` (torch imported on call, so this module loads without it)."""
 
@@ -79,6 +78,13 @@ class Policy:
         self.cache_bytes = int(cache_mb * 2**20)
         self._cache: dict[int, tuple[TrainPrompt, Encoded]] = {}
         self._cached_bytes = 0
+        self.decoding: dict[str, Any] = {}
+
+    def configure_decoding(self, cache: str = "dynamic", compile: bool = False) -> None:
+        """How :meth:`sample` and :meth:`sample_logprobs` decode: ``cache`` ("dynamic", the default,
+        or "static") and ``compile`` (a ``torch.compile``-d decode step; static cache only). Greedy
+        outputs are token-identical across the options; see :func:`decoding_kwargs`."""
+        self.decoding = decoding_kwargs(cache, compile, prefix="generation.")
 
     # -- prompts --------------------------------------------------------------------------------
     def messages(self, task: TrainPrompt) -> list[dict[str, Any]]:
@@ -156,6 +162,7 @@ class Policy:
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=n)
         else:
             kwargs.update(do_sample=False)
+        kwargs.update(getattr(self, "decoding", {}))
         return kwargs
 
     @no_grad
