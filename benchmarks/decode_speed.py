@@ -1,0 +1,163 @@
+"""Decode options side by side in one run: dynamic KV cache, static KV cache, static + compiled step.
+
+Times :meth:`agents.policy.Policy.sample` (the GRPO rollout path) and
+:meth:`~agents.policy.Policy.sample_logprobs` (its ``output_scores`` path) under each option of
+:meth:`~agents.policy.Policy.configure_decoding` (:mod:`agents.decoding`), at batch size 1 and B,
+on the same SynthApp screens; every row decodes exactly ``--new-tokens`` greedy tokens
+(``min_new_tokens``), so all options do the same work, and each option's tokens are compared with
+the dynamic cache's (they must be identical). One warm-up call per option and batch size comes
+first (it holds the ``torch.compile`` time, reported as ``warmup_s``). Reports decoded tokens/s,
+ms per decode step and the ratio to the dynamic cache.
+
+    # the lead's GPU run: random-init Qwen2.5-VL-3B architecture, bf16 (benchmarks/generation_speed.py)
+    python benchmarks/decode_speed.py --model 3b --batch-sizes 1 8 --new-tokens 64 --json decode.json
+    # CPU: the tiny VL model (float32)
+    python benchmarks/decode_speed.py --model tiny [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+OPTIONS = {"dynamic": ("dynamic", False), "static": ("static", False), "static+compile": ("static", True)}
+
+
+def load_policy(kind: str, root: Path, max_pixels: int):
+    """(policy, device) for ``tiny`` (built here, CPU float32), ``3b`` (built here, CUDA bf16) or a folder."""
+    import torch
+
+    from agents.policy import Policy
+    from agents.qwen import QwenAgent, QwenAgentConfig
+
+    cuda = torch.cuda.is_available()
+    if kind == "tiny":
+        from agents.tiny_model import build_tiny_model
+
+        path, dtype, dev = build_tiny_model(root / "tiny"), "float32", "cpu"
+    elif kind == "3b":
+        if not cuda:
+            raise SystemExit("--model 3b needs CUDA")
+        from benchmarks.generation_speed import build
+
+        path, dtype, dev = build(root / "qwen25vl-3b-random"), "bfloat16", "cuda"
+    else:
+        path, dtype, dev = Path(kind), ("bfloat16" if cuda else "float32"), ("cuda" if cuda else "cpu")
+    agent = QwenAgent(QwenAgentConfig(model=str(path), dtype=dtype, device=dev, max_pixels=max_pixels,
+                                      image_backend="pil" if dev == "cpu" else "auto"))
+    return Policy(agent), dev
+
+
+def prompts(policy, w: int, h: int, n: int):
+    from agents.train_prompts import grounding_prompt
+    from tasks.synthapp import SynthConfig, make_grounding_samples
+
+    cfg = SynthConfig.desktop_preset(width=w, height=h) if w > h else SynthConfig(width=w, height=h)
+    return [policy.encode(grounding_prompt(s)) for s in make_grounding_samples(n, cfg)]
+
+
+def _sync(dev: str) -> None:
+    import torch
+
+    if dev == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(policy, dev: str, encs, option: str, batch: int, path: str, new_tokens: int, repeats: int) -> dict:
+    """One option at one batch size on one path: warm-up, then ``repeats`` timed calls (the fastest kept)."""
+    cache, comp = OPTIONS[option]
+    policy.configure_decoding(cache=cache, compile=comp)
+    kw = dict(temperature=0.0, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+
+    def call():
+        if path == "sample":
+            return policy.sample(encs[:batch], 1, **kw)
+        return policy.sample_logprobs(encs[:batch], **kw)[0]
+
+    try:
+        _sync(dev)
+        t = time.perf_counter()
+        call()
+        _sync(dev)
+        warm = time.perf_counter() - t
+        times, comps = [], None
+        for _ in range(repeats):
+            t = time.perf_counter()
+            comps = call()
+            _sync(dev)
+            times.append(time.perf_counter() - t)
+    finally:
+        policy.configure_decoding()
+    best = min(times)
+    n_tok = sum(len(c) for c in comps)
+    return dict(option=option, cache=cache, compile=comp, batch=batch, path=path, seconds=best, seconds_all=times,
+                warmup_s=warm, tokens=n_tok, tokens_per_s=n_tok / best, ms_per_step=1000 * best / new_tokens,
+                completions=comps)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| path | batch | option | tokens/s | ms/step | vs dynamic | warm-up s | greedy identical |",
+             "|---|---:|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['path']} | {r['batch']} | {r['option']} | {r['tokens_per_s']:.1f} | {r['ms_per_step']:.2f} | "
+                     f"{r['speedup_vs_dynamic']:.2f}x | {r['warmup_s']:.1f} | {'yes' if r['identical_to_dynamic'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="tiny", help="tiny (CPU), 3b (CUDA, Qwen2.5-VL-3B architecture) or a model folder")
+    ap.add_argument("--options", nargs="+", default=list(OPTIONS), choices=list(OPTIONS))
+    ap.add_argument("--paths", nargs="+", default=["sample", "sample_logprobs"], choices=["sample", "sample_logprobs"])
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--size", default=None, help="screenshot WxH (default: 224x392 tiny, 1920x1080 otherwise)")
+    ap.add_argument("--max-pixels", type=int, default=None, help="default: 64*28*28 tiny, 1003520 otherwise")
+    ap.add_argument("--smoke", action="store_true", help="CPU-sized: tiny model, batch 2 only (one compile), 8 tokens, 1 repeat")
+    ap.add_argument("--json", help="write results here")
+    a = ap.parse_args(argv)
+    if a.smoke:
+        a.model, a.batch_sizes, a.new_tokens, a.repeats = "tiny", [2], 8, 1
+    tiny = a.model == "tiny"
+    size = a.size or ("224x392" if tiny else "1920x1080")
+    max_pixels = a.max_pixels or (64 * 28 * 28 if tiny else 1003520)
+    w, h = (int(v) for v in size.split("x"))
+    if "dynamic" not in a.options:
+        a.options = ["dynamic", *a.options]  # the reference every ratio and token check is against
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        policy, dev = load_policy(a.model, Path(tmp), max_pixels)
+        encs = prompts(policy, w, h, max(a.batch_sizes))
+        device = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
+        print(f"model {a.model} loaded in {time.perf_counter() - t0:.1f}s on {device}; "
+              f"{len(encs)} prompts of {min(len(e.ids) for e in encs)}-{max(len(e.ids) for e in encs)} tokens")
+        rows = [measure(policy, dev, encs, o, bs, p, a.new_tokens, a.repeats)
+                for p in a.paths for bs in a.batch_sizes for o in a.options]
+    ref = {(r["path"], r["batch"]): r for r in rows if r["option"] == "dynamic"}
+    for r in rows:
+        base = ref[(r["path"], r["batch"])]
+        r["speedup_vs_dynamic"] = r["tokens_per_s"] / base["tokens_per_s"]
+        r["identical_to_dynamic"] = r["completions"] == base["completions"]
+    table = markdown(rows)
+    print(f"{a.new_tokens} greedy tokens per row, {size} screens, max_pixels {max_pixels}, torch {torch.__version__}")
+    print(table)
+    result = dict(smoke=a.smoke, model=a.model, device=device, torch=torch.__version__, args=vars(a), table=table,
+                  all_identical=all(r["identical_to_dynamic"] for r in rows),
+                  rows=[{k: v for k, v in r.items() if k != "completions"} for r in rows])
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=2))
+    return 0 if result["all_identical"] else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
