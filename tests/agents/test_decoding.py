@@ -18,6 +18,7 @@ from agents.train_prompts import grounding_prompt
 from tasks.synthapp import SynthConfig, make_grounding_samples
 
 MAX_PIXELS = 64 * 28 * 28
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

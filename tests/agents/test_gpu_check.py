@@ -1,0 +1,72 @@
+"""``benchmarks/gpu_check.sh --smoke`` (the CPU-sized version of the prepared GPU check) runs end
+to end and writes one results file: every step present, passed or skipped with a reason, the
+train and decode steps passed, the decode options' greedy tokens identical to the dynamic cache's
+(this is where the compiled decode step, :mod:`agents.decoding`, runs in CI) and the markdown table
+naming every step and its exact command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = ["env", "train", "generation", "decode", "engine"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpu-check")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--smoke", "--out", str(out),
+                           "--python", sys.executable], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((out / "gpu_check.json").read_text()), (out / "gpu_check.md").read_text()
+
+
+def test_every_step_is_recorded_passed_or_skipped_with_a_reason(report):
+    res, _ = report
+    assert res["mode"] == "smoke" and res["versions"]["torch"]
+    steps = {s["name"]: s for s in res["steps"]}
+    assert list(steps) == STEPS
+    for s in steps.values():
+        assert s["status"] in ("passed", "skipped"), (s["name"], s.get("reason"), s.get("error", "")[-1000:])
+        if s["status"] == "skipped":
+            assert s["reason"] and s["command"]
+        assert s["command"].startswith((sys.executable, "python")) or s["name"] == "env"
+    assert steps["train"]["status"] == steps["decode"]["status"] == steps["generation"]["status"] == "passed"
+    assert res["total_s"] < 600
+
+
+def test_train_and_decode_results_are_the_scripts_own(report):
+    res, _ = report
+    steps = {s["name"]: s for s in res["steps"]}
+    train = steps["train"]["result"]
+    assert train["guienv"]["step_s"] > 0 and train["guienv"]["gen_tokens_per_s"] > 0
+    assert "trl" in train  # --trl ran: TRL's step time, or its error (on the CPU: no torchvision)
+    assert steps["train"]["summary"]["guienv_step_s"] == train["guienv"]["step_s"]
+    dec = steps["decode"]["result"]
+    assert dec["all_identical"] is True and steps["decode"]["summary"]["all_identical"] is True
+    assert {r["option"] for r in dec["rows"]} == {"dynamic", "static", "static+compile"}
+    assert {r["path"] for r in dec["rows"]} == {"sample", "sample_logprobs"}
+    for r in dec["rows"]:
+        assert r["tokens"] == r["batch"] * 8  # min_new_tokens: every option decodes the same work
+        assert r["tokens_per_s"] == pytest.approx(r["tokens"] / r["seconds"])
+        if r["option"] == "dynamic":
+            assert r["speedup_vs_dynamic"] == pytest.approx(1.0)
+    gen = steps["generation"]["result"]
+    assert [r["batch"] for r in gen["rows"]] == [1, 4]
+
+
+def test_markdown_names_every_step_and_its_command(report):
+    res, md = report
+    for s in res["steps"]:
+        assert f"| {s['name']} | {s['status']} |" in md
+        assert s["command"] in md
+    assert "| path | batch | option |" in md  # the decode table, ready for BENCHMARKS.md
