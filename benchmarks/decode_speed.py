@@ -1,8 +1,9 @@
 """Decode options side by side in one run: dynamic KV cache, static KV cache, static + compiled step.
 
-Times :meth:`agents.policy.Policy.sample` (the GRPO rollout path) and
-:meth:`~agents.policy.Policy.sample_logprobs` (its ``output_scores`` path) under each option of
-:meth:`~agents.policy.Policy.configure_decoding` (:mod:`agents.decoding`), at batch size 1 and B,
+Times :meth:`agents.policy.Policy.sample` (the GRPO rollout path),
+:meth:`~agents.policy.Policy.sample_logprobs` (its ``output_scores`` path) and
+:meth:`agents.qwen.QwenAgent.generate` (``guienv eval``'s path, ``agent``) under each option of
+:mod:`agents.decoding` (``Policy.configure_decoding``, ``QwenAgentConfig.cache``/``compile``), at batch size 1 and B,
 on the same SynthApp screens; every row decodes exactly ``--new-tokens`` greedy tokens
 (``min_new_tokens``), so all options do the same work, and each option's tokens are compared with
 the dynamic cache's (they must be identical). One warm-up call per option and batch size comes
@@ -26,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+PATHS = ("sample", "sample_logprobs", "agent")
 OPTIONS = {"dynamic": ("dynamic", False), "static": ("static", False), "static+compile": ("static", True)}
 
 
@@ -55,11 +57,15 @@ def load_policy(kind: str, root: Path, max_pixels: int):
 
 
 def prompts(policy, w: int, h: int, n: int):
+    """The same screens as encoded training prompts and as ``guienv eval`` observations."""
     from agents.train_prompts import grounding_prompt
     from tasks.synthapp import SynthConfig, make_grounding_samples
 
     cfg = SynthConfig.desktop_preset(width=w, height=h) if w > h else SynthConfig(width=w, height=h)
-    return [policy.encode(grounding_prompt(s)) for s in make_grounding_samples(n, cfg)]
+    tasks = [grounding_prompt(s) for s in make_grounding_samples(n, cfg)]
+    obs = [{"screenshot": t.load_images()[-1], "instruction": s.instruction}
+           for t, s in zip(tasks, make_grounding_samples(n, cfg))]
+    return [policy.encode(t) for t in tasks], obs
 
 
 def _sync(dev: str) -> None:
@@ -69,13 +75,21 @@ def _sync(dev: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(policy, dev: str, encs, option: str, batch: int, path: str, new_tokens: int, repeats: int) -> dict:
+def measure(policy, dev: str, encs, obs, option: str, batch: int, path: str, new_tokens: int, repeats: int) -> dict:
     """One option at one batch size on one path: warm-up, then ``repeats`` timed calls (the fastest kept)."""
+    from agents.decoding import decoding_kwargs
+
     cache, comp = OPTIONS[option]
     policy.configure_decoding(cache=cache, compile=comp)
+    agent = policy.agent
+    agent.decoding = decoding_kwargs(cache, comp)
+    agent.cfg.temperature, agent.cfg.max_new_tokens = 0.0, new_tokens
+    agent.cfg.generate_kwargs = {"min_new_tokens": new_tokens}
     kw = dict(temperature=0.0, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
 
     def call():
+        if path == "agent":
+            return [g.token_ids for g in agent.generate(obs[:batch])]
         if path == "sample":
             return policy.sample(encs[:batch], 1, **kw)
         return policy.sample_logprobs(encs[:batch], **kw)[0]
@@ -94,6 +108,7 @@ def measure(policy, dev: str, encs, option: str, batch: int, path: str, new_toke
             times.append(time.perf_counter() - t)
     finally:
         policy.configure_decoding()
+        agent.decoding = {}
     best = min(times)
     n_tok = sum(len(c) for c in comps)
     return dict(option=option, cache=cache, compile=comp, batch=batch, path=path, seconds=best, seconds_all=times,
@@ -116,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tiny", help="tiny (CPU), 3b (CUDA, Qwen2.5-VL-3B architecture) or a model folder")
     ap.add_argument("--options", nargs="+", default=list(OPTIONS), choices=list(OPTIONS))
-    ap.add_argument("--paths", nargs="+", default=["sample", "sample_logprobs"], choices=["sample", "sample_logprobs"])
+    ap.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
@@ -137,11 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         policy, dev = load_policy(a.model, Path(tmp), max_pixels)
-        encs = prompts(policy, w, h, max(a.batch_sizes))
+        encs, obs = prompts(policy, w, h, max(a.batch_sizes))
         device = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
         print(f"model {a.model} loaded in {time.perf_counter() - t0:.1f}s on {device}; "
               f"{len(encs)} prompts of {min(len(e.ids) for e in encs)}-{max(len(e.ids) for e in encs)} tokens")
-        rows = [measure(policy, dev, encs, o, bs, p, a.new_tokens, a.repeats)
+        rows = [measure(policy, dev, encs, obs, o, bs, p, a.new_tokens, a.repeats)
                 for p in a.paths for bs in a.batch_sizes for o in a.options]
     ref = {(r["path"], r["batch"]): r for r in rows if r["option"] == "dynamic"}
     for r in rows:

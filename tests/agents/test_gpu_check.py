@@ -54,7 +54,7 @@ def test_train_and_decode_results_are_the_scripts_own(report):
     dec = steps["decode"]["result"]
     assert dec["all_identical"] is True and steps["decode"]["summary"]["all_identical"] is True
     assert {r["option"] for r in dec["rows"]} == {"dynamic", "static", "static+compile"}
-    assert {r["path"] for r in dec["rows"]} == {"sample", "sample_logprobs"}
+    assert {r["path"] for r in dec["rows"]} == {"sample", "sample_logprobs", "agent"}
     for r in dec["rows"]:
         assert r["tokens"] == r["batch"] * 8  # min_new_tokens: every option decodes the same work
         assert r["tokens_per_s"] == pytest.approx(r["tokens"] / r["seconds"])
