@@ -107,7 +107,7 @@ export ENV_CHECK  # the step's shell reads it
 if [ "$SMOKE" = 1 ]; then
   step env 60 "$PY -c \"\$ENV_CHECK\" > \$STEP_JSON"
 else
-  step env 60 "nvidia-smi && $PY -c \"\$ENV_CHECK\" > \$STEP_JSON && $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)'"
+  step env 60 "$PY -c \"\$ENV_CHECK\" > \$STEP_JSON && nvidia-smi && $PY -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)'"
 fi
 NO_GPU=""
 if [ "$SMOKE" = 0 ] && [ "$(cut -f2 "$OUT/steps/env.meta")" != passed ]; then NO_GPU="the env step failed: no usable CUDA GPU (see logs/env.log)"; fi
@@ -124,9 +124,9 @@ if [ "$SMOKE" = 1 ]; then
 else
   TRAIN="$PY benchmarks/train_speed.py --model 3b --precision bf16 --gradient-checkpointing --size 1920x1080 --max-pixels 1003520 --prompts 4 --group 8 --new-tokens 64 --steps 3 --trl $REPEATS --json \$STEP_JSON"
   GEN="$PY benchmarks/generation_speed.py --samples 16 --batch-sizes 1 16 --new-tokens 32 --max-pixels 1003520 --json \$STEP_JSON"
-  DEC="$PY benchmarks/decode_speed.py --model 3b --batch-sizes 1 8 --new-tokens 64 --repeats 2 --json \$STEP_JSON"
+  DEC="$PY benchmarks/decode_speed.py --model 3b --paths sample agent --batch-sizes 1 8 --new-tokens 64 --repeats 2 --json \$STEP_JSON"
   ENG="$ENGINE_PY benchmarks/engine_speed.py --kind vl --model 3b --engines transformers vllm --prompts 4 --group 8 --new-tokens 64 --steps 2 --json \$STEP_JSON"
-  B_TRAIN=170; B_GEN=60; B_DEC=120; B_ENG=110
+  B_TRAIN=160; B_GEN=50; B_DEC=140; B_ENG=110  # + ~5 s env: 465 s of the 470 s budget
 fi
 expand() { local c="$2"; printf '%s' "${c//\$STEP_JSON/$OUT/steps/$1.json}"; }
 
@@ -252,3 +252,6 @@ md += ["", "Commands:", "", "```"] + [s["command"] for s in steps if s["command"
 print("\n".join(md))
 print(f"results: {out / 'gpu_check.json'} and {out / 'gpu_check.md'}")
 REPORT
+rc=$?
+if [ -n "$NO_GPU" ]; then echo "gpu_check.sh: $NO_GPU" >&2; exit 1; fi
+exit $rc

@@ -70,3 +70,24 @@ def test_markdown_names_every_step_and_its_command(report):
         assert f"| {s['name']} | {s['status']} |" in md
         assert s["command"] in md
     assert "| path | batch | option |" in md  # the decode table, ready for BENCHMARKS.md
+
+
+def test_the_full_check_without_a_gpu_records_why_and_exits_1(tmp_path):
+    """Run where there is no CUDA GPU (here, and any CPU-only CI), the full check still writes its
+    results file: the env step failed with its error and every measurement skipped naming why."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: the full check would run for minutes")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--out", str(tmp_path), "--python", sys.executable],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "no usable CUDA GPU" in proc.stderr
+    res = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert res["mode"] == "gpu" and res["versions"]["torch"] == torch.__version__
+    steps = {s["name"]: s for s in res["steps"]}
+    assert list(steps) == STEPS and steps["env"]["status"] == "failed" and steps["env"]["error"]
+    for name in STEPS[1:]:
+        assert steps[name]["status"] == "skipped" and "no usable CUDA GPU" in steps[name]["reason"]
+    assert "--model 3b" in steps["train"]["command"] and "--trl" in steps["train"]["command"]
+    assert "--kind vl --model 3b --engines transformers vllm" in steps["engine"]["command"]
