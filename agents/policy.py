@@ -83,7 +83,12 @@ class Policy:
     def configure_decoding(self, cache: str = "dynamic", compile: bool = False) -> None:
         """How :meth:`sample` and :meth:`sample_logprobs` decode: ``cache`` ("dynamic", the default,
         or "static") and ``compile`` (a ``torch.compile``-d decode step; static cache only). Greedy
-        outputs are token-identical across the options; see :func:`decoding_kwargs`."""
+        outputs are token-identical across the options in float32 (tests/agents/test_decoding.py),
+        and the compiled step reads weights updated in place by the optimizer
+        (``benchmarks/decode_speed.py`` checks both). On a GPU use ``cache="static", compile=True``
+        (the step replays as a CUDA graph: one-token decode is launch-bound); on the CPU the
+        default stays: the tiny model gains little and the first compile costs ~30 s per shape.
+        See :func:`agents.decoding.decoding_kwargs`."""
         self.decoding = decoding_kwargs(cache, compile, prefix="generation.")
 
     # -- prompts --------------------------------------------------------------------------------

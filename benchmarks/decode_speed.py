@@ -155,6 +155,28 @@ def after_weight_update(policy, encs, options, new_tokens: int) -> dict:
             "identical": {o: toks[o] == toks["dynamic"] for o in options if o != "dynamic"}}
 
 
+def sampled_logprob_gap(policy, encs, options, new_tokens: int) -> dict:
+    """Under each option, sample at temperature 1 (top_p 1, no ``min_new_tokens``) with
+    ``sample_logprobs`` and return the largest gap between the log-probs it reports and the
+    teacher-forced :meth:`~agents.policy.Policy.token_logprobs` of the same tokens (the PPO ratio's
+    denominator and numerator must agree; float32: ~1e-6)."""
+    import torch
+
+    gaps = {}
+    try:
+        for o in options:
+            cache, comp = OPTIONS[o]
+            policy.configure_decoding(cache=cache, compile=comp)
+            torch.manual_seed(0)
+            comps, lps = policy.sample_logprobs(encs, temperature=1.0, max_new_tokens=new_tokens)
+            with torch.no_grad():
+                ref, _ = policy.token_logprobs(policy.model, encs, comps, temperature=1.0)
+            gaps[o] = max(abs(a - b) for i, c in enumerate(comps) for a, b in zip(lps[i], ref[i, :len(c)].tolist()))
+    finally:
+        policy.configure_decoding()
+    return gaps
+
+
 def markdown(rows: list[dict]) -> str:
     lines = ["| path | batch | option | tokens/s | ms/step | vs dynamic | warm-up s | greedy identical |",
              "|---|---:|---|---:|---:|---:|---:|---|"]
@@ -179,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="CPU-sized: tiny model, batch 2 only (one compile), 8 tokens, 1 repeat; "
                     "implies --strict")
     ap.add_argument("--strict", action="store_true", help="exit 2 when an option's greedy tokens differ from the dynamic cache's "
-                    "(float32 on the CPU: they must not; in bf16 on a GPU fused kernels may flip near-ties: reported, not fatal)")
+                    "or its sampled log-probs from the teacher-forced ones by 1e-3 (float32 on the CPU: they must not; "
+                    "in bf16 on a GPU fused kernels may flip near-ties: reported, not fatal)")
     ap.add_argument("--json", help="write results here")
     a = ap.parse_args(argv)
     if a.smoke:
@@ -200,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(encs)} prompts of {min(len(e.ids) for e in encs)}-{max(len(e.ids) for e in encs)} tokens")
         rows = [measure(policy, dev, encs, obs, o, bs, p, a.new_tokens, a.repeats)
                 for p in a.paths for bs in a.batch_sizes for o in a.options]
+        gaps = sampled_logprob_gap(policy, encs[:a.batch_sizes[-1]], a.options, a.new_tokens)
         update = after_weight_update(policy, encs[:a.batch_sizes[-1]], a.options, a.new_tokens)
     ref = {(r["path"], r["batch"]): r for r in rows if r["option"] == "dynamic"}
     for r in rows:
@@ -211,15 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(rows)
     print(f"{a.new_tokens} greedy tokens per row, {size} screens, max_pixels {max_pixels}, torch {torch.__version__}")
     print(table)
+    print("sampled log-probs vs teacher-forced, largest gap: " + ", ".join(f"{o} {g:.2e}" for o, g in gaps.items()))
     print(f"after an in-place weight update (outputs changed: {update['changed']}): "
           + ", ".join(f"{o} {'identical' if v else 'DIFFERS'}" for o, v in update["identical"].items()))
     result = dict(smoke=a.smoke, model=a.model, device=device, torch=torch.__version__, args=vars(a), table=table,
                   all_identical=all(r["identical_to_dynamic"] for r in rows) and all(update["identical"].values()),
-                  after_weight_update=update,
+                  after_weight_update=update, sampled_logprob_gap=gaps,
+                  logprobs_agree=all(g < 1e-3 for g in gaps.values()),
                   rows=[{k: v for k, v in r.items() if k != "completions"} for r in rows])
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=2))
-    return 2 if a.strict and not result["all_identical"] else 0
+    return 2 if a.strict and not (result["all_identical"] and result["logprobs_agree"]) else 0
 
 
 if __name__ == "__main__":

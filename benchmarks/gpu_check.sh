@@ -200,7 +200,10 @@ def summarise(name, res):
     if name == "decode":
         rows = [r for r in res.get("rows", []) if r["option"] != "dynamic"]
         txt = ", ".join(f"{r['path']} b{r['batch']} {r['option']} {r['speedup_vs_dynamic']:.2f}x" for r in rows)
-        return txt + ("" if res.get("all_identical") else "; GREEDY TOKENS DIFFER"), {"all_identical": res.get("all_identical")}
+        gaps = res.get("sampled_logprob_gap", {})
+        txt += "; greedy tokens " + ("identical" if res.get("all_identical") else "DIFFER (see the table)")
+        txt += "; sampled log-prob gap " + ", ".join(f"{o} {g:.1e}" for o, g in gaps.items())
+        return txt, {"all_identical": res.get("all_identical"), "logprobs_agree": res.get("logprobs_agree")}
     return json.dumps({k: v for k, v in res.items() if k != "args"}, default=str)[:300], {}
 
 

@@ -56,6 +56,9 @@ def test_train_and_decode_results_are_the_scripts_own(report):
     # the compiled step reads weights updated in place (as after an optimizer step), and the update
     # did change the tokens, so the comparison is not vacuous
     assert dec["after_weight_update"] == {"changed": True, "identical": {"static": True, "static+compile": True}}
+    # sampled behaviour log-probs equal the teacher-forced ones under every option
+    assert dec["logprobs_agree"] is True and set(dec["sampled_logprob_gap"]) == {"dynamic", "static", "static+compile"}
+    assert all(0 <= g < 1e-3 for g in dec["sampled_logprob_gap"].values())
     assert {r["option"] for r in dec["rows"]} == {"dynamic", "static", "static+compile"}
     assert {r["path"] for r in dec["rows"]} == {"sample", "sample_logprobs", "agent"}
     for r in dec["rows"]:
