@@ -221,8 +221,14 @@ def main(argv: list[str] | None = None) -> int:
         device = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
         print(f"model {a.model} loaded in {time.perf_counter() - t0:.1f}s on {device}; "
               f"{len(encs)} prompts of {min(len(e.ids) for e in encs)}-{max(len(e.ids) for e in encs)} tokens")
-        rows = [measure(policy, dev, encs, obs, o, bs, p, a.new_tokens, a.repeats)
-                for p in a.paths for bs in a.batch_sizes for o in a.options]
+        rows = []
+        for p in a.paths:
+            for bs in a.batch_sizes:
+                for o in a.options:
+                    rows.append(measure(policy, dev, encs, obs, o, bs, p, a.new_tokens, a.repeats))
+                    if a.json:  # what is measured so far survives a timeout (gpu_check.sh runs this under one)
+                        Path(a.json).write_text(json.dumps(dict(partial=True, model=a.model, device=device, rows=[
+                            {k: v for k, v in r.items() if k != "completions"} for r in rows]), indent=2))
         gaps = sampled_logprob_gap(policy, encs[:a.batch_sizes[-1]], a.options, a.new_tokens)
         update = after_weight_update(policy, encs[:a.batch_sizes[-1]], a.options, a.new_tokens)
     ref = {(r["path"], r["batch"]): r for r in rows if r["option"] == "dynamic"}

@@ -198,11 +198,14 @@ def summarise(name, res):
         txt = ", ".join(f"batch {r['batch']}: {r['new_tokens_per_s']:.0f} tok/s ({r.get('speedup_vs_batch1', float('nan')):.2f}x)" for r in rows)
         return txt, {"rows": rows}
     if name == "decode":
-        rows = [r for r in res.get("rows", []) if r["option"] != "dynamic"]
+        ref = {(r["path"], r["batch"]): r["tokens_per_s"] for r in res.get("rows", []) if r["option"] == "dynamic"}
+        rows = [dict(r, speedup_vs_dynamic=r.get("speedup_vs_dynamic") or r["tokens_per_s"] / ref[(r["path"], r["batch"])])
+                for r in res.get("rows", []) if r["option"] != "dynamic" and (r["path"], r["batch"]) in ref]
         txt = ", ".join(f"{r['path']} b{r['batch']} {r['option']} {r['speedup_vs_dynamic']:.2f}x" for r in rows)
-        gaps = res.get("sampled_logprob_gap", {})
-        txt += "; greedy tokens " + ("identical" if res.get("all_identical") else "DIFFER (see the table)")
-        txt += "; sampled log-prob gap " + ", ".join(f"{o} {g:.1e}" for o, g in gaps.items())
+        if "all_identical" in res:
+            txt += "; greedy tokens " + ("identical" if res["all_identical"] else "DIFFER (see the table)")
+        if res.get("sampled_logprob_gap"):
+            txt += "; sampled log-prob gap " + ", ".join(f"{o} {g:.1e}" for o, g in res["sampled_logprob_gap"].items())
         return txt, {"all_identical": res.get("all_identical"), "logprobs_agree": res.get("logprobs_agree")}
     return json.dumps({k: v for k, v in res.items() if k != "args"}, default=str)[:300], {}
 
@@ -225,7 +228,12 @@ for name in ORDER:
         entry["error"] = log.read_text(errors="replace")[-2000:]
     if status == "passed" and name != "install" and res is None:
         entry.update(status="failed", reason="the step wrote no JSON results")
-    entry["summary_text"], entry["summary"] = summarise(name, res)
+    try:
+        entry["summary_text"], entry["summary"] = summarise(name, res)
+    except Exception as exc:  # a partial or unexpected results file must not lose the report
+        entry["summary_text"], entry["summary"] = f"(results not summarised: {type(exc).__name__}: {exc})", {}
+    if isinstance(res, dict) and res.get("partial"):
+        entry["summary_text"] = f"partial results ({len(res.get('rows', []))} rows, see the JSON) " + entry["summary_text"]
     entry["result"] = res
     steps.append(entry)
 
@@ -246,6 +254,7 @@ for s in steps:
     res_txt = s["summary_text"] or s.get("reason", "")
     if s["status"] != "passed" and s.get("reason"):
         res_txt = s["reason"] + (f": {s['error'].strip().splitlines()[-1][:200]}" if s.get("error") else "")
+        res_txt += f"; {s['summary_text']}" if s["summary_text"] else ""
     md.append(f"| {s['name']} | {s['status']} | {s['seconds']:.0f} | {res_txt.replace('|', '/')} |")
 dec = next((s["result"] for s in steps if s["name"] == "decode" and isinstance(s["result"], dict)), None)
 if dec and dec.get("table"):
