@@ -116,7 +116,7 @@ if [ "$SMOKE" = 0 ] && [ "$(cut -f2 "$OUT/steps/env.meta")" != passed ]; then NO
 REPEATS="--repeats 1"
 if ! has_flag benchmarks/train_speed.py --repeats; then REPEATS=""; echo "note: this checkout's train_speed.py has no --repeats; run without it"; fi
 if [ "$SMOKE" = 1 ]; then
-  TRAIN="$PY benchmarks/train_speed.py --model tiny --size 224x392 --max-pixels 50176 --prompts 2 --group 2 --new-tokens 8 --steps 1 --trl $REPEATS --json \$STEP_JSON"
+  TRAIN="$PY benchmarks/train_speed.py --model tiny --size 224x392 --max-pixels 50176 --prompts 2 --group 2 --micro-batch 4 --new-tokens 8 --steps 1 --trl $REPEATS --json \$STEP_JSON"
   GEN="$PY benchmarks/generation_speed.py --model tiny --samples 4 --batch-sizes 1 4 --new-tokens 8 --size 224x392 --max-pixels 50176 --json \$STEP_JSON"
   DEC="$PY benchmarks/decode_speed.py --smoke --json \$STEP_JSON"
   ENG="$ENGINE_PY benchmarks/engine_speed.py --kind text --model tiny --engines transformers vllm --prompts 2 --group 2 --new-tokens 8 --steps 1 --json \$STEP_JSON"
@@ -168,7 +168,7 @@ def load(p):
 def find_mfu(d):
     """An MFU value from train_speed's guienv section, whatever the key spelling (fraction or %)."""
     for k, v in (d or {}).items():
-        if "mfu" in k.lower() and isinstance(v, (int, float)):
+        if "mfu" in k.lower() and isinstance(v, (int, float)) and v == v:  # NaN: no peak FLOPs known (CPU)
             return v / 100 if v > 1 else v
     return None
 
@@ -179,19 +179,34 @@ def summarise(name, res):
     if name == "env":
         return f"{res.get('device')}; torch {res.get('torch')}, transformers {res.get('transformers')}, vllm {res.get('vllm')}, trl {res.get('trl')}", {}
     if name == "train":
-        g, t = res.get("guienv", {}), res.get("trl", {})
+        # train_speed.py's JSON: {"guienv": {...}, "trl": {...}} (this checkout) or, with --repeats,
+        # {"runs": {"guienv": [...], "trl": [...]}, "ratio_trl_over_guienv": {...}, "same_work": ...}
+        runs = res.get("runs")
+        if isinstance(runs, dict):
+            gs = [r for r in runs.get("guienv", []) if "error" not in r]
+            ts = runs.get("trl", [])
+            g = dict(gs[0], step_s=sum(r["step_s"] for r in gs) / len(gs)) if gs else (runs.get("guienv") or [{}])[0]
+            t = next((r for r in ts if "error" not in r), ts[0] if ts else {})
+            ratio = ((res.get("ratio_trl_over_guienv") or {}).get("step_s") or {}).get("mean")
+        else:
+            g, t = res.get("guienv", {}), res.get("trl", {})
+            ratio = t["step_s"] / g["step_s"] if t.get("step_s") and g.get("step_s") and "error" not in t else None
         mfu = find_mfu(g)
         s = {"guienv_step_s": g.get("step_s"), "gen_tokens_per_s": g.get("gen_tokens_per_s"),
-             "update_tokens_per_s": g.get("update_tokens_per_s"), "peak_gib": g.get("peak_gib"), "update_mfu": mfu}
+             "update_tokens_per_s": g.get("update_tokens_per_s"), "peak_gib": g.get("peak_gib"), "update_mfu": mfu,
+             "same_work": res.get("same_work")}
+        if "error" in g:
+            return f"guienv failed: {' '.join(str(g['error']).split())[:300]}", s
         txt = f"guienv {g.get('step_s', float('nan')):.2f} s/step, {g.get('gen_tokens_per_s', float('nan')):.0f} gen tok/s, peak {g.get('peak_gib', float('nan')):.1f} GiB"
         txt += f", update MFU {100 * mfu:.1f}% (target >= {100 * TARGET_MFU:.0f}%)" if mfu is not None else ", MFU not reported"
-        if "error" in t:
-            s["trl_error"] = t["error"][:500]
-            txt += f"; TRL failed: {' '.join(t['error'].split())[:200]}"
-        elif t.get("step_s"):
-            s["trl_step_s"] = t["step_s"]
-            s["vs_trl"] = t["step_s"] / g["step_s"] if g.get("step_s") else None
-            txt += f"; TRL {t['step_s']:.2f} s/step -> {s['vs_trl']:.2f}x TRL's throughput (target >= {TARGET_TRL}x)"
+        if t and "error" in t:
+            s["trl_error"] = str(t["error"])[:500]
+            txt += f"; TRL failed: {' '.join(str(t['error']).split())[:200]}"
+        elif ratio:
+            s["trl_step_s"], s["vs_trl"] = t.get("step_s"), ratio
+            txt += f"; TRL {t.get('step_s', float('nan')):.2f} s/step -> {ratio:.2f}x TRL's throughput (target >= {TARGET_TRL}x)"
+        if res.get("same_work") is False:
+            txt += "; SAME-WORK CHECK FAILED (see the JSON)"
         return txt, s
     if name == "generation":
         rows = res.get("rows", [])
