@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import torch
 
 VISION_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
+
+
 def no_grad(fn):
     """Run ``fn`` under ``torch.no_grad()`` (torch imported on call, so this module loads without it)."""
 
