@@ -139,10 +139,10 @@ def after_weight_update(policy, encs, options, new_tokens: int) -> dict:
 
     kw = dict(temperature=0.0, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
     before = policy.sample(encs, 1, **kw)
-    gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator(device=policy.device).manual_seed(1)  # on the model's device: the 3B has 3.7e9 weights
     with torch.no_grad():
         for p in policy.model.parameters():
-            p.add_(0.5 * p.std().nan_to_num() * torch.randn(p.shape, generator=gen).to(p.device, p.dtype))
+            p.add_(0.5 * p.std().nan_to_num() * torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype))
     toks = {}
     try:
         for o in options:
