@@ -9,7 +9,7 @@ it back through ``QwenAgent`` (the path users take), and times on the same scree
 Every sample generates exactly ``--new-tokens`` tokens (``min_new_tokens``), so both sides do the
 same work. Reports samples/s, the ratio and peak GPU memory.
 
-    python benchmarks/generation_speed.py --samples 32 --batch-sizes 1 8 32 --max-pixels 1003520
+    python benchmarks/generation_speed.py --samples 32 --batch-sizes 1 8 32 --max-pixels 1003520 [--cache static --compile]
     # CPU smoke run: the tiny random-init VL model (float32; peak memory is the process RSS)
     python benchmarks/generation_speed.py --model tiny --samples 4 --batch-sizes 1 4 --new-tokens 8 --size 224x392 --max-pixels 50176
 """
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="1920x1080", help="screenshot WxH (ScreenSpot desktop/web size)")
     ap.add_argument("--attn", default="sdpa")
     ap.add_argument("--image-backend", default="auto", choices=["auto", "pil", "torchvision"])
+    ap.add_argument("--cache", default="dynamic", choices=["dynamic", "static"], help="the agent's KV cache (agents.decoding)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the decode step (needs --cache static)")
     ap.add_argument("--json", help="write results here")
     a = ap.parse_args(argv)
     cuda = a.model == "3b"
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             model=str(path), dtype="bfloat16" if cuda else "float32", device=None if cuda else "cpu",
             max_pixels=a.max_pixels, max_new_tokens=a.new_tokens, attn_implementation=a.attn,
             image_backend=a.image_backend if cuda else "pil", generate_kwargs={"min_new_tokens": a.new_tokens},
+            cache=a.cache, compile=a.compile,
         ))
         device = torch.cuda.get_device_name() if cuda else "cpu"
         print(f"model built and loaded in {time.perf_counter() - t0:.1f}s on {device}")
@@ -139,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     base = rows[0]["seconds"] if rows[0]["batch"] == 1 else None
     resized = agent.resize.size(w, h)
     print(f"{a.samples} screenshots {w}x{h} -> {resized[0]}x{resized[1]} (max_pixels {a.max_pixels}), "
-          f"{a.new_tokens} new tokens each, {'bf16' if cuda else 'float32'}, attn={a.attn}")
+          f"{a.new_tokens} new tokens each, {'bf16' if cuda else 'float32'}, attn={a.attn}, cache={a.cache}, compile={a.compile}")
     print(f"{'batch':>5} {'seconds':>8} {'samples/s':>10} {'tokens/s':>9} {'vs batch 1':>10} {'peak GiB':>9}")
     for r in rows:
         ratio = base / r["seconds"] if base else float("nan")
