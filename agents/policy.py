@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agents.decoding import decoding_kwargs
 from agents.train_prompts import TrainPrompt
 from guienv.frames import Frame
 from guienv.prompts import step_messages
@@ -84,6 +85,18 @@ class Policy:
         self.cache_bytes = int(cache_mb * 2**20)
         self._cache: dict[int, tuple[TrainPrompt, Encoded]] = {}
         self._cached_bytes = 0
+        self.decoding: dict[str, Any] = {}
+
+    def configure_decoding(self, cache: str = "dynamic", compile: bool = False) -> None:
+        """How :meth:`sample` and :meth:`sample_logprobs` decode: ``cache`` ("dynamic", the default,
+        or "static") and ``compile`` (a ``torch.compile``-d decode step; static cache only). Greedy
+        outputs are token-identical across the options in float32 (tests/agents/test_decoding.py),
+        and the compiled step reads weights updated in place by the optimizer
+        (``benchmarks/decode_speed.py`` checks both). On a GPU use ``cache="static", compile=True``
+        (the step replays as a CUDA graph: one-token decode is launch-bound); on the CPU the
+        default stays: the tiny model gains little and the first compile costs ~30 s per shape.
+        See :func:`agents.decoding.decoding_kwargs`."""
+        self.decoding = decoding_kwargs(cache, compile, prefix="generation.")
 
     # -- prompts --------------------------------------------------------------------------------
     def messages(self, task: TrainPrompt) -> list[dict[str, Any]]:
@@ -161,6 +174,7 @@ class Policy:
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=n)
         else:
             kwargs.update(do_sample=False)
+        kwargs.update(getattr(self, "decoding", {}))
         return kwargs
 
     @no_grad

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.decoding import decoding_kwargs
 from agents.protocol import check_infos
 from guienv.actions import Action
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
@@ -36,6 +37,8 @@ class QwenAgentConfig:
     attn_implementation: str | None = "sdpa"
     frame: str | None = None  # override the family's frame
     image_backend: str = "auto"  # pil | torchvision | auto (torchvision preprocesses on the GPU)
+    cache: str = "dynamic"  # KV cache: dynamic | static (agents.decoding)
+    compile: bool = False  # torch.compile the decode step (static cache only; pays off on a GPU)
     generate_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to model.generate
 
 
@@ -62,6 +65,7 @@ class QwenAgent:
         for k, v in overrides.items():
             setattr(cfg, k, v)
         self.cfg = cfg
+        self.decoding = decoding_kwargs(cfg.cache, cfg.compile)  # checked before the model loads
         # Pixel bounds are the agent's: they define the resized frame the model answers in.
         self.vlm = load_vlm(cfg.model, dtype=cfg.dtype, device=cfg.device, attn_implementation=cfg.attn_implementation,
                             min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels, image_backend=cfg.image_backend)
@@ -90,7 +94,7 @@ class QwenAgent:
             return []
         cfg = self.cfg
         out = generate(self.vlm, self.inputs(observations), max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                       top_p=cfg.top_p, logprobs=True, **cfg.generate_kwargs)
+                       top_p=cfg.top_p, logprobs=True, **{**self.decoding, **cfg.generate_kwargs})
         results = []
         for obs, ids, text, lp in zip(observations, out.token_ids, out.texts, out.logprobs or []):
             h, w = np.asarray(obs["screenshot"]).shape[:2]

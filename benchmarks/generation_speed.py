@@ -9,13 +9,16 @@ it back through ``QwenAgent`` (the path users take), and times on the same scree
 Every sample generates exactly ``--new-tokens`` tokens (``min_new_tokens``), so both sides do the
 same work. Reports samples/s, the ratio and peak GPU memory.
 
-    python benchmarks/generation_speed.py --samples 32 --batch-sizes 1 8 32 --max-pixels 1003520
+    python benchmarks/generation_speed.py --samples 32 --batch-sizes 1 8 32 --max-pixels 1003520 [--cache static --compile]
+    # CPU smoke run: the tiny random-init VL model (float32; peak memory is the process RSS)
+    python benchmarks/generation_speed.py --model tiny --samples 4 --batch-sizes 1 4 --new-tokens 8 --size 224x392 --max-pixels 50176
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from agents.qwen import QwenAgent, QwenAgentConfig
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="3b", choices=["3b", "tiny"], help="3b: CUDA, bf16; tiny: CPU, float32")
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--new-tokens", type=int, default=32)
@@ -83,48 +87,62 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="1920x1080", help="screenshot WxH (ScreenSpot desktop/web size)")
     ap.add_argument("--attn", default="sdpa")
     ap.add_argument("--image-backend", default="auto", choices=["auto", "pil", "torchvision"])
+    ap.add_argument("--cache", default="dynamic", choices=["dynamic", "static"], help="the agent's KV cache (agents.decoding)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the decode step (needs --cache static)")
     ap.add_argument("--json", help="write results here")
     a = ap.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("no GPU: this benchmark needs CUDA")
+    cuda = a.model == "3b"
+    if cuda and not torch.cuda.is_available():
+        print("no GPU: --model 3b needs CUDA (--model tiny runs on the CPU)")
         return 1
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     w, h = (int(v) for v in a.size.split("x"))
     rng = np.random.default_rng(0)
     obs = [{"screenshot": rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "instruction": f"click the button number {i}"}
            for i in range(a.samples)]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        path = build(Path(tmp) / "qwen25vl-3b-random")
+        if cuda:
+            path = build(Path(tmp) / "qwen25vl-3b-random")
+        else:
+            from agents.tiny_model import build_tiny_model
+
+            path = build_tiny_model(Path(tmp) / "tiny")
         agent = QwenAgent(QwenAgentConfig(
-            model=str(path), dtype="bfloat16", max_pixels=a.max_pixels, max_new_tokens=a.new_tokens,
-            attn_implementation=a.attn, image_backend=a.image_backend, generate_kwargs={"min_new_tokens": a.new_tokens},
+            model=str(path), dtype="bfloat16" if cuda else "float32", device=None if cuda else "cpu",
+            max_pixels=a.max_pixels, max_new_tokens=a.new_tokens, attn_implementation=a.attn,
+            image_backend=a.image_backend if cuda else "pil", generate_kwargs={"min_new_tokens": a.new_tokens},
+            cache=a.cache, compile=a.compile,
         ))
-        print(f"model built and loaded in {time.perf_counter() - t0:.1f}s on {torch.cuda.get_device_name()}")
+        device = torch.cuda.get_device_name() if cuda else "cpu"
+        print(f"model built and loaded in {time.perf_counter() - t0:.1f}s on {device}")
         agent.generate(obs[:2])  # warm-up (kernels, allocator)
-        torch.cuda.synchronize()
+        sync()
         t = time.perf_counter()
         for o in obs:
             agent.inputs([o])
-        torch.cuda.synchronize()
+        sync()
         prep = (time.perf_counter() - t) / len(obs)
         print(f"image processor {type(agent.image_processor).__name__}: {prep * 1000:.1f} ms per screenshot")
         rows = []
         for bs in a.batch_sizes:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
+            sync()
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
             t = time.perf_counter()
             n_tok = 0
             for i in range(0, a.samples, bs):
                 gens = agent.generate(obs[i : i + bs])
                 n_tok += sum(len(g.token_ids) for g in gens)
-            torch.cuda.synchronize()
+            sync()
             dt = time.perf_counter() - t
+            peak = (torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
             rows.append(dict(batch=bs, seconds=dt, samples_per_s=a.samples / dt, new_tokens_per_s=n_tok / dt,
-                             peak_gib=torch.cuda.max_memory_allocated() / 2**30))
+                             peak_gib=peak / 2**30))
     base = rows[0]["seconds"] if rows[0]["batch"] == 1 else None
     resized = agent.resize.size(w, h)
     print(f"{a.samples} screenshots {w}x{h} -> {resized[0]}x{resized[1]} (max_pixels {a.max_pixels}), "
-          f"{a.new_tokens} new tokens each, bf16, attn={a.attn}")
+          f"{a.new_tokens} new tokens each, {'bf16' if cuda else 'float32'}, attn={a.attn}, cache={a.cache}, compile={a.compile}")
     print(f"{'batch':>5} {'seconds':>8} {'samples/s':>10} {'tokens/s':>9} {'vs batch 1':>10} {'peak GiB':>9}")
     for r in rows:
         ratio = base / r["seconds"] if base else float("nan")
@@ -132,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['batch']:>5} {r['seconds']:>8.2f} {r['samples_per_s']:>10.2f} {r['new_tokens_per_s']:>9.1f} "
               f"{ratio:>9.2f}x {r['peak_gib']:>9.2f}")
     if a.json:
-        Path(a.json).write_text(json.dumps({"args": vars(a), "rows": rows}, indent=2))
+        Path(a.json).write_text(json.dumps({"args": vars(a), "device": device, "rows": rows}, indent=2))
     return 0
 
 

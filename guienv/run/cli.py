@@ -46,7 +46,8 @@ def make_agent(name: str, args: argparse.Namespace, template: str):
 
         return QwenAgent(QwenAgentConfig(
             model=args.model, template=template, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-            dtype=args.dtype, device=args.device, frame=args.frame, **pixels,
+            dtype=args.dtype, device=args.device, frame=args.frame, cache=getattr(args, "cache", "dynamic"),
+            compile=getattr(args, "compile", False), **pixels,
         ))
     from agents.api import ApiAgent, ApiAgentConfig
 
@@ -228,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--vllm-max-model-len", type=int, help="--engine vllm: the engine's max_model_len (default 2048)")
     m.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"], help="qwen")
     m.add_argument("--device", help="qwen: cuda, cpu, ... (default: cuda if available)")
+    m.add_argument("--cache", default="dynamic", choices=["dynamic", "static"], help="qwen: KV cache kind (agents.decoding)")
+    m.add_argument("--compile", action="store_true", help="qwen: torch.compile the decode step (needs --cache static; for GPUs)")
     m.add_argument("--api-base", default="http://127.0.0.1:8000/v1", help="api: OpenAI-compatible base URL")
     m.add_argument("--api-key-env", help="api: environment variable holding the API key (none: no key sent)")
     m.add_argument("--concurrency", type=int, help="api: requests in flight (default: --batch-size)")

@@ -54,3 +54,14 @@ def test_python_m_guienv_train_help_and_a_bad_config_key(tmp_path):
     assert proc.returncode != 0
     assert "train.steps" in proc.stderr and "train_default.yaml" in proc.stderr
     assert not out.exists()  # failed while loading the config: no model built, nothing written
+
+
+def test_eval_decode_options_reach_the_qwen_agent_and_are_checked_before_loading():
+    from guienv.run.cli import make_agent
+
+    args = build_parser().parse_args(["eval", "--agent", "qwen", "--model", "/no/such/model",
+                                      "--cache", "dynamic", "--compile"])
+    assert args.cache == "dynamic" and args.compile is True
+    with pytest.raises(ValueError, match=r"^compile: needs cache 'static'"):  # before the (missing) model loads
+        make_agent("qwen", args, "gui-g1")
+    assert build_parser().parse_args(["eval", "--agent", "qwen", "--cache", "static"]).compile is False
