@@ -240,3 +240,53 @@ def test_config_from_a_yaml_file_checks_keys_and_values(tmp_path):
     path.write_text(yaml.safe_dump({"model": "served-vlm", "timeout_s": "soon"}), encoding="utf-8")
     with pytest.raises(DataError, match="timeout_s"):
         ApiAgentConfig.from_dict(read_yaml(path), str(path))
+
+
+# -- text envs: text views, text templates, no image part ------------------------------------------
+def text_view(step: int = 0) -> dict:
+    return {"observation": "You are in room 1.", "task": "reach the goal", "admissible_commands": ["left", "right"],
+            "history": [("You were in room 0.", "right")] if step else [], "step": step}
+
+
+def test_a_text_view_is_sent_without_image_parts_and_the_answer_text_is_the_action(serve):
+    srv = serve(lambda body, n: "<think>hm</think><action>right</action>")
+    with agent_for(srv, template="text", extra_body={"structured_outputs": {"choice": ["<action>right</action>"]}}) as agent:
+        gens = agent.generate([text_view(0), text_view(1)])
+        [acted] = agent.act_batch([text_view(0)], [{}])
+    body = next(b for b in srv.bodies if "Observation 1" not in request_text(b))
+    parts = body["messages"][-1]["content"]
+    assert [p["type"] for p in parts] == ["text"]  # a text-only served model accepts this
+    assert "Admissible actions: ['left', 'right']" in parts[0]["text"]
+    assert body["structured_outputs"] == {"choice": ["<action>right</action>"]}
+    assert "[Observation 1: 'You were in room 0.', Action 1: 'right']" in "".join(map(request_text, srv.bodies))
+    assert [g.action for g in gens] == ["<think>hm</think><action>right</action>"] * 2
+    assert gens[0].text == gens[0].action and gens[0].extra["sent_size"] is None
+    assert acted == "<think>hm</think><action>right</action>"
+
+
+def test_a_text_view_with_an_image_template_is_a_clear_error(serve):
+    srv = serve(lambda body, n: "x")
+    with agent_for(srv, template="gui-g1") as agent, pytest.raises(ValueError, match="template 'gui-g1'.*text template"):
+        agent.generate([text_view()])
+    assert srv.count == 0
+
+
+def test_guienv_eval_api_agent_on_the_mdp_text_env(serve, tmp_path):
+    """`guienv eval --agent api` on a text env: text prompts (the `text` template), the served
+    model's text read by the env; a server that always answers an admissible action in tags gives
+    valid steps, one that answers garbage gives invalid steps, never a crash."""
+    def first_admissible(body, n):
+        found = re.search(r"Admissible actions: \['([^']+)'", request_text(body))
+        return f"<action>{found.group(1)}</action>" if found else "no"
+
+    for behaviour, invalid in ((first_admissible, False), (lambda body, n: "\u0000 garbage <action>", True)):
+        srv = serve(behaviour)
+        out = tmp_path / f"eval-{invalid}"
+        assert main(["eval", "--benchmark", "mdp", "--episodes", "3", "--agent", "api", "--model", "served-lm",
+                     "--api-base", srv.base_url, "--batch-size", "3", "--max-new-tokens", "16", "--out", str(out)]) == 0
+        m = json.loads((out / "metrics.json").read_text())
+        assert m["overall"]["episodes"] == 3 and m["agent"] == "api"
+        rows = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
+        assert rows and srv.count == len(rows)
+        assert all("image_url" not in json.dumps(b) for b in srv.bodies)
+        assert all(r["invalid"] is invalid for r in rows), rows[:2]
