@@ -125,3 +125,16 @@ def start_vllm_server(model: str | Path, *, timeout_s: float = 300.0, max_model_
             raise RuntimeError(f"vllm serve was not healthy within {timeout_s:g} s (vllm serve {model} on port {port}); "
                                f"log tail:\n{server.log_tail()}")
         time.sleep(1.0)
+
+
+def serve_tiny_text_model(tmp_path_factory):
+    """Body of a module-scoped fixture: build the tiny random-init text Qwen2
+    (:func:`agents.tiny_model.build_tiny_text_model`), serve it, yield the server, stop it."""
+    from agents.tiny_model import build_tiny_text_model
+
+    path = build_tiny_text_model(tmp_path_factory.mktemp("served") / "tiny-qwen2")
+    server = start_vllm_server(path)
+    try:
+        yield server
+    finally:
+        server.stop()
