@@ -66,8 +66,9 @@ class ApiAgentConfig:
 
     ``frame``: the served model family's coordinate frame: ``resized`` (Qwen2.5-VL, with
     ``min_pixels``/``max_pixels``), ``grid1000`` (Qwen2-VL, UI-TARS-1.0, OS-Atlas), ``normalized``
-    or ``pixel``. ``extra_body``: more request fields (e.g. vLLM's ``top_k`` or
-    ``mm_processor_kwargs``), merged into every payload.
+    or ``pixel``. ``extra_body``: more request fields (e.g. vLLM's ``top_k``,
+    ``mm_processor_kwargs`` or ``structured_outputs``), merged into every payload. On a text env
+    ``template`` must be a text template (``text``, ``alfworld``; ``guienv eval`` picks it).
     """
 
     base_url: str = "http://127.0.0.1:8000/v1"

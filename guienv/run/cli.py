@@ -195,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--agent", nargs="+", choices=["oracle", "random", "mean-click", "expert", "qwen", "api", "text"],
                    default=["oracle"],
                    help="one or more agents (labelled in the output): baselines, a local Qwen2.5-VL/Qwen2-VL "
-                        "(qwen) or a model behind an OpenAI-compatible server (api); for alfworld the engine planner "
+                        "(qwen) or a model behind an OpenAI-compatible server (api; on alfworld/mdp it sends the text "
+                        "prompts only, so a served text model works); for alfworld the engine planner "
                         "(expert) or a local text LM (text)")
     e.add_argument("--limit", type=int, help="evaluate at most N episodes")
     e.add_argument("--episodes", type=int, default=100,

