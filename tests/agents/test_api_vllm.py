@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("vllm", exc_type=ImportError)  # a broken install skips too
 
-from vllm_server import serve_tiny_text_model  # noqa: E402
+from vllm_server import serve_tiny_text_model, start_vllm_server  # noqa: E402
 
 from agents.api import ApiAgent, ApiAgentConfig  # noqa: E402
 from guienv.actions import ActionType  # noqa: E402
@@ -100,3 +100,10 @@ def test_guienv_eval_api_agent_on_the_mdp_env_through_the_cli(server, tmp_path):
     assert m["overall"]["success_rate"] == 0.0 and all(not r["invalid"] for r in rows)
     m, rows = run(tmp_path / "free")
     assert m["overall"]["episodes"] == 3 and rows and all(isinstance(r["text"], str) for r in rows)
+
+
+def test_a_server_that_cannot_start_is_a_clear_error_with_its_log(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(RuntimeError, match=r"vllm serve exited with code \d+ before it was healthy") as err:
+        start_vllm_server(missing, timeout_s=240, log_dir=tmp_path)
+    assert "log tail:" in str(err.value) and str(missing) in str(err.value).split("log tail:", 1)[1]
