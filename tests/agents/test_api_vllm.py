@@ -14,10 +14,9 @@ import re
 
 import numpy as np
 import pytest
+from vllm_server import VLLM_SKIP, serve_tiny_text_model, start_vllm_server  # no vllm import: the server is a subprocess
 
-pytest.importorskip("vllm", exc_type=ImportError)  # a broken install skips too
-
-from vllm_server import serve_tiny_text_model, start_vllm_server  # noqa: E402
+pytest.importorskip("vllm", reason=VLLM_SKIP, exc_type=ImportError)  # a broken install skips too
 
 from agents.api import ApiAgent, ApiAgentConfig  # noqa: E402
 from guienv.actions import ActionType  # noqa: E402

@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from vllm_server import VLLM_SKIP, serve_tiny_text_model  # no vllm import: the server is a subprocess
 
-pytest.importorskip("vllm", exc_type=ImportError)  # a broken install skips too
-
-from vllm_server import serve_tiny_text_model  # noqa: E402
+pytest.importorskip("vllm", reason=VLLM_SKIP, exc_type=ImportError)  # a broken install skips too
 
 from guienv.actions import Action  # noqa: E402
 from guienv.types import Episode, ImageRef, Step  # noqa: E402
