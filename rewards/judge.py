@@ -468,7 +468,9 @@ class Judge:
                 "goal": req.goal, "instruction": req.instruction, "history": hist, "n_history": len(req.history),
                 "reference": ref, "screen": [screen.width, screen.height], "image_px": cfg.max_image_pixels,
                 "votes": [cfg.n_votes, cfg.vote_temperature if cfg.n_votes > 1 else cfg.temperature],
-                "style": repr(self.style), "extra_body": cfg.extra_body,
+                "style": repr(self.style),
+                # only when set: the digests (and cached verdicts) of judges without it stay as they were
+                **({"extra_body": cfg.extra_body} if cfg.extra_body else {}),
             },
             ensure_ascii=False, sort_keys=True, default=str,
         )
