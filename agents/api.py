@@ -26,6 +26,14 @@ has as many connections); results keep the input order. Transport errors, timeou
 are retried with backoff by :class:`guienv.chat.OpenAIChatClient`; a server that keeps
 failing raises :class:`~guienv.chat.ChatUnavailable`, or with ``on_error="invalid"`` yields
 an ``invalid`` action carrying the error (counted in :attr:`ApiAgent.errors`), never a silent guess.
+
+Text envs (ALFWorld, the MDP env): an observation without a ``screenshot`` (a
+:class:`guienv.history.History` text view) is prompted with the text templates
+(:data:`guienv.prompts.TEXT_TEMPLATES`, as :class:`agents.policy_agent.TextAgent` is) and sent
+without any image part, so a text-only served model answers it; the action is the model's text,
+which the text env reads itself (its ``<action>...</action>`` command). Served models that
+support it can be constrained with ``extra_body`` (vLLM's ``structured_outputs``: ``{"choice":
+[...]}`` or ``{"regex": ...}``).
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from guienv.config import load_config
 from guienv.frames import QWEN_MIN_PIXELS, Frame, Resize, Screen
 from guienv.io import encode_png
 from guienv.parsing import read_action
-from guienv.prompts import observation_messages, step_images
+from guienv.prompts import TEXT_TEMPLATES, observation_messages, step_images
 
 ON_ERROR = ("raise", "invalid")
 
@@ -58,8 +66,9 @@ class ApiAgentConfig:
 
     ``frame``: the served model family's coordinate frame: ``resized`` (Qwen2.5-VL, with
     ``min_pixels``/``max_pixels``), ``grid1000`` (Qwen2-VL, UI-TARS-1.0, OS-Atlas), ``normalized``
-    or ``pixel``. ``extra_body``: more request fields (e.g. vLLM's ``top_k`` or
-    ``mm_processor_kwargs``), merged into every payload.
+    or ``pixel``. ``extra_body``: more request fields (e.g. vLLM's ``top_k``,
+    ``mm_processor_kwargs`` or ``structured_outputs``), merged into every payload. On a text env
+    ``template`` must be a text template (``text``, ``alfworld``; ``guienv eval`` picks it).
     """
 
     base_url: str = "http://127.0.0.1:8000/v1"
@@ -135,7 +144,7 @@ class ApiAgent:
                 img = img.resize(size, Image.Resampling.BICUBIC)  # the Qwen processor's resampling
         return encode_png(img), img.size
 
-    def messages(self, observation: Mapping[str, Any], image_png: bytes | Sequence[bytes]) -> list[dict[str, Any]]:
+    def messages(self, observation: Mapping[str, Any], image_png: bytes | Sequence[bytes] = ()) -> list[dict[str, Any]]:
         """The step's chat messages (:func:`guienv.prompts.observation_messages`, as in training) in
         OpenAI form, the image slots filled in order with ``image_png`` (one PNG, or one per
         :func:`guienv.prompts.step_images` image: previous screens, then the current one)."""
@@ -152,10 +161,19 @@ class ApiAgent:
             out.append({"role": msg["role"], "content": content})
         return out
 
-    def payload(self, observation: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, int]]:
-        *previous, current = step_images(observation)
-        png, size = self.request_image(current)
-        pngs = [self.request_image(im)[0] for im in previous] + [png]
+    def payload(self, observation: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, int] | None]:
+        """The request body and the size of the image sent as the current screen (``None`` for a
+        text view: no image is sent)."""
+        images = step_images(observation)
+        size: tuple[int, int] | None = None
+        pngs: list[bytes] = []
+        if images:
+            *previous, current = images
+            png, size = self.request_image(current)
+            pngs = [self.request_image(im)[0] for im in previous] + [png]
+        elif self.cfg.template not in TEXT_TEMPLATES:
+            raise ValueError(f"ApiAgentConfig.template {self.cfg.template!r} has an image slot but the observation has no "
+                             f"'screenshot' (a text env's view): use a text template, one of {sorted(TEXT_TEMPLATES)}")
         cfg = self.cfg
         body: dict[str, Any] = {
             "model": cfg.model,
@@ -176,7 +194,6 @@ class ApiAgent:
         return read_action(action, Screen(width, height, self.resize))
 
     def _one(self, observation: Mapping[str, Any]) -> Generation:
-        h, w = np.asarray(observation["screenshot"]).shape[:2]
         body, sent = self.payload(observation)
         try:
             text = self.client.complete(body)[0]
@@ -186,6 +203,9 @@ class ApiAgent:
             with self._lock:
                 self.errors += 1
             return Generation(Action.invalid(f"api: {exc}"), "", [], [], self.frame, {"error": str(exc), "sent_size": sent})
+        if sent is None:  # a text view: the text env reads its command from the text
+            return Generation(text, text, [], [], self.frame, {"sent_size": None})
+        h, w = np.asarray(observation["screenshot"]).shape[:2]
         action = read_action(text, Screen(int(w), int(h), self.resize), self.frame)
         return Generation(action, text, [], [], self.frame, {"sent_size": sent})
 
@@ -194,10 +214,10 @@ class ApiAgent:
         ``token_ids``/``logprobs`` are empty (the chat API does not return them by default)."""
         return list(self._pool.map(self._one, observations))
 
-    def act(self, observation: Mapping[str, Any], info: Mapping[str, Any]) -> Action:
+    def act(self, observation: Mapping[str, Any], info: Mapping[str, Any]) -> Action | str:
         return self._one(observation).action
 
-    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]]) -> list[Action]:
+    def act_batch(self, observations: Sequence[Mapping[str, Any]], infos: Sequence[Mapping[str, Any]]) -> list[Action | str]:
         check_infos(observations, infos)  # the model reads observations only
         return [g.action for g in self.generate(observations)]
 

@@ -54,7 +54,9 @@ from guienv.io import decode_image, encode_png
 from rewards.judge_cache import CachedVerdict, CacheKey, JudgeCache
 from rewards.judge_prompt import (
     PROMPT_ID,
+    PROMPT_ID_TEXT,
     SYSTEM_PROMPT,
+    SYSTEM_PROMPT_TEXT,
     ImageLike,
     JudgePrompt,
     JudgeRequest,
@@ -114,6 +116,12 @@ class JudgeConfig:
     max_tokens: int = 64
     history_window: int = 8  # most recent history entries shown
     max_image_pixels: int | None = None  # downscale the drawn screenshot to at most this many pixels
+    # False: the prompt is text only (goal, instruction, history and the action in words, no
+    # screenshot), for a judge served as a text model; openai backend only.
+    send_image: bool = True
+    # more request fields merged into every payload (openai backend), e.g. vLLM's
+    # structured_outputs {"regex": ...} to constrain the answer to the verdict format
+    extra_body: dict[str, Any] = field(default_factory=dict)
     unparsable_retries: int = 1
     on_error: str = "raise"  # raise | fallback  (backend unreachable / timed out after retries)
     on_unparsable: str = "raise"  # raise | fallback
@@ -153,6 +161,14 @@ class JudgeConfig:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.max_image_pixels is not None and self.max_image_pixels < 28 * 28:
             raise ValueError("max_image_pixels must be at least 784")
+        if not isinstance(self.send_image, bool):
+            raise ValueError(f"send_image must be true or false, got {self.send_image!r}")
+        if not self.send_image and self.backend != "openai":
+            raise ValueError(f"send_image=False (a text-only judge) needs backend 'openai', got {self.backend!r}")
+        if not isinstance(self.extra_body, Mapping):
+            raise ValueError(f"extra_body must be a mapping of request fields, got {type(self.extra_body).__name__}")
+        if self.extra_body and self.backend != "openai":
+            raise ValueError(f"extra_body (request fields) applies to backend 'openai', got {self.backend!r}")
 
     @property
     def identity(self) -> str:
@@ -212,19 +228,19 @@ class OpenAIChatBackend:
         self.counter = self._client.counter
 
     def payload(self, prompt: JudgePrompt, n: int, temperature: float) -> dict[str, Any]:
+        """The request body; a text-only prompt has no image part (a text model rejects one)."""
+        image = [{"type": "image_url", "image_url": {"url": png_data_url(prompt.image_png)}}] if prompt.has_image else []
         return {
             "model": self.config.model,
             "messages": [
                 {"role": "system", "content": prompt.system},
-                {"role": "user", "content": [
-                    {"type": "image_url", "image_url": {"url": png_data_url(prompt.image_png)}},
-                    {"type": "text", "text": prompt.text},
-                ]},
+                {"role": "user", "content": [*image, {"type": "text", "text": prompt.text}]},
             ],
             "temperature": temperature,
             "max_tokens": self.config.max_tokens,
             "n": n,
             **({"seed": self.config.seed} if temperature > 0 else {}),
+            **self.config.extra_body,
         }
 
     def generate(self, prompt: JudgePrompt, n: int, temperature: float) -> list[str]:
@@ -453,6 +469,8 @@ class Judge:
                 "reference": ref, "screen": [screen.width, screen.height], "image_px": cfg.max_image_pixels,
                 "votes": [cfg.n_votes, cfg.vote_temperature if cfg.n_votes > 1 else cfg.temperature],
                 "style": repr(self.style),
+                # only when set: the digests (and cached verdicts) of judges without it stay as they were
+                **({"extra_body": cfg.extra_body} if cfg.extra_body else {}),
             },
             ensure_ascii=False, sort_keys=True, default=str,
         )
@@ -470,19 +488,22 @@ class Judge:
         else:
             screen = Screen(*_image_size(req.image))
         action = normalise_action(req.action, screen)
-        key = CacheKey(str(req.sample_id), action_json(action), self.model_id, PROMPT_ID,
-                       self._context_digest(req, screen))
+        key = CacheKey(str(req.sample_id), action_json(action), self.model_id,
+                       PROMPT_ID if self.config.send_image else PROMPT_ID_TEXT, self._context_digest(req, screen))
         return _Prepared(req, screen, action, key)
 
     def prompt(self, p: _Prepared) -> JudgePrompt:
-        """Draw the action on the screenshot and write the request text."""
+        """Draw the action on the screenshot and write the request text (the text alone with
+        ``send_image=False``: the screenshot is not even loaded)."""
+        text = build_user_text(p.request, p.screen, p.action, self.config.history_window)
+        if not self.config.send_image:
+            return JudgePrompt(SYSTEM_PROMPT_TEXT, text)
         drawn = draw_action(_load_image(p.request.image), p.action, p.screen, self.style)
         limit = self.config.max_image_pixels
         if limit is not None and drawn.width * drawn.height > limit:
             s = math.sqrt(limit / (drawn.width * drawn.height))
             size = (max(1, int(drawn.width * s)), max(1, int(drawn.height * s)))
             drawn = drawn.resize(size, Image.Resampling.LANCZOS)
-        text = build_user_text(p.request, p.screen, p.action, self.config.history_window)
         return JudgePrompt(SYSTEM_PROMPT, text, encode_png(drawn))
 
     # asking ----------------------------------------------------------------------------------

