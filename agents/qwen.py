@@ -40,6 +40,9 @@ class QwenAgentConfig:
     cache: str = "dynamic"  # KV cache: dynamic | static (agents.decoding)
     compile: bool = False  # torch.compile the decode step (static cache only; pays off on a GPU)
     generate_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to model.generate
+    # the sampled tokens' log-probs in Generation.logprobs; guienv eval turns them off (it never
+    # reads them, and they keep a vocabulary-wide row of scores per generated token)
+    logprobs: bool = True
 
 
 @dataclass
@@ -47,7 +50,7 @@ class Generation:
     """One sampled answer: the parsed action (pixel frame of the original screenshot), the raw
     text, the generated token ids (eos included, padding excluded) and their log-probabilities
     under the sampling distribution (``log_softmax(logits / temperature)``; temperature 1 when
-    greedy)."""
+    greedy; empty when the agent's ``logprobs`` is off)."""
 
     action: Action
     text: str
@@ -94,9 +97,9 @@ class QwenAgent:
             return []
         cfg = self.cfg
         out = generate(self.vlm, self.inputs(observations), max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                       top_p=cfg.top_p, logprobs=True, **{**self.decoding, **cfg.generate_kwargs})
+                       top_p=cfg.top_p, logprobs=cfg.logprobs, **{**self.decoding, **cfg.generate_kwargs})
         results = []
-        for obs, ids, text, lp in zip(observations, out.token_ids, out.texts, out.logprobs or []):
+        for obs, ids, text, lp in zip(observations, out.token_ids, out.texts, out.logprobs or [[] for _ in observations]):
             h, w = np.asarray(obs["screenshot"]).shape[:2]
             action = read_action(text, Screen(w, h, self.resize), self.frame)
             results.append(Generation(action, text, ids, lp, self.frame))

@@ -126,7 +126,7 @@ def run_guienv(a, model: Path, data: Path) -> dict:
     from guienv.run.evaluate import EvalConfig, run_eval
 
     agent = QwenAgent(QwenAgentConfig(model=str(model), template="gui-g1", max_pixels=a.max_pixels, max_new_tokens=a.max_new_tokens,
-                                      dtype=dtype_name(a), image_backend=a.image_backend))
+                                      dtype=dtype_name(a), image_backend=a.image_backend, logprobs=False))
     seen: list[dict] = []
     build = agent.inputs
 

@@ -47,7 +47,7 @@ def make_agent(name: str, args: argparse.Namespace, template: str):
         return QwenAgent(QwenAgentConfig(
             model=args.model, template=template, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
             dtype=args.dtype, device=args.device, frame=args.frame, cache=getattr(args, "cache", "dynamic"),
-            compile=getattr(args, "compile", False), **pixels,
+            compile=getattr(args, "compile", False), logprobs=False, **pixels,
         ))
     from agents.api import ApiAgent, ApiAgentConfig
 

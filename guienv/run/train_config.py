@@ -174,8 +174,12 @@ class RunConfig:
     plot: bool = True
     progress: bool = True
     eval_before: bool = True
+    torch_threads: int | None = None  # CPU threads (None: torch's default); see guienv.run.threads
 
     def __post_init__(self) -> None:
+        if self.torch_threads is not None and (isinstance(self.torch_threads, bool) or not isinstance(self.torch_threads, int)
+                                               or self.torch_threads < 1):
+            raise ConfigValueError("torch_threads", f"must be a positive integer or null, got {self.torch_threads!r}")
         if self.distributed not in ("auto", "ddp", "fsdp", "none"):
             raise ValueError(f"train.distributed must be auto, ddp, fsdp or none, got {self.distributed!r}")
         if self.steps < 0 or self.save_every < 1 or self.keep_checkpoints < 1:

@@ -86,6 +86,14 @@ def test_batched_generation_returns_tokens_and_logprobs_matching_a_forward_pass(
     n = len(g.token_ids)
     lp = torch.log_softmax(logits[0, -n - 1 : -1].float(), -1).gather(-1, torch.tensor(g.token_ids)[:, None])[:, 0]
     assert lp.tolist() == pytest.approx(g.logprobs, abs=1e-4)
+    # Without log-probs (guienv eval's setting) the greedy answers are the same, the log-probs empty.
+    agent.cfg.logprobs = False
+    try:
+        plain = agent.generate(obs)
+    finally:
+        agent.cfg.logprobs = True
+    assert [p.token_ids for p in plain] == [g.token_ids for g in gens] and all(p.logprobs == [] for p in plain)
+    assert [p.text for p in plain] == [g.text for g in gens]
 
 
 def test_agent_acts_in_synthapp_env(agent):

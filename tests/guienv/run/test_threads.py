@@ -1,0 +1,41 @@
+"""torch's CPU threads for a run (``train.torch_threads``) and the busy-CPU warning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from guienv.errors import DataError
+from guienv.run.threads import busy_cpu_warning, set_torch_threads
+from guienv.run.train_config import TrainConfig
+
+
+def test_warns_only_when_the_threads_would_share_their_cores():
+    assert busy_cpu_warning(2, "cpu", load=0.1, cores=2) is None          # idle: both cores free
+    assert busy_cpu_warning(2, "cpu", load=0.7, cores=2) is None          # 1.3 free cores for 2 threads: fine
+    msg = busy_cpu_warning(2, "cpu", load=1.8, cores=2)
+    assert msg is not None and "1.8 on 2 cores" in msg and "train.torch_threads=1" in msg
+    assert busy_cpu_warning(4, "cpu", load=3.0, cores=8) is None
+    assert busy_cpu_warning(1, "cpu", load=9.0, cores=2) is None          # one thread has no barrier to wait at
+    assert busy_cpu_warning(2, "cuda", load=9.0, cores=2) is None
+    busy_cpu_warning(2, "cpu")                                            # reads this machine's load without failing
+
+
+def test_set_torch_threads_and_restore():
+    before = torch.get_num_threads()
+    try:
+        assert set_torch_threads(1) == 1 and torch.get_num_threads() == 1
+        assert set_torch_threads(None) == 1  # None keeps what is set
+        with pytest.raises(ValueError, match="torch_threads"):
+            set_torch_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "true"])
+def test_bad_torch_threads_names_the_file_and_key(tmp_path, value):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"train: {{torch_threads: {value}}}\n")
+    with pytest.raises(DataError, match=r"bad\.yaml.*train\.torch_threads|train\.torch_threads.*bad\.yaml"):
+        TrainConfig.from_yaml(cfg)
+    assert TrainConfig.from_yaml(cfg, ["train.torch_threads=3"]).train.torch_threads == 3
