@@ -5,7 +5,9 @@ the pool's threads wait for each other. When another process holds one of the co
 it is descheduled for a time slice while the others spin at the barrier, so a small model's steps,
 made of thousands of tiny ops, slow down many times over (measured in BENCHMARKS.md, "The main job
 in a fresh virtualenv"). ``train.torch_threads`` sets the pool size; the run warns when the load
-average says the threads will not have their cores to themselves.
+average says the threads will not have their cores to themselves. The count is set before a
+colocated vLLM CPU engine starts: once it has bound its threads, vLLM replaces
+``torch.set_num_threads`` with a no-op for the process (``vllm/v1/worker/cpu_worker.py``).
 """
 
 from __future__ import annotations

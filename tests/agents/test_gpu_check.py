@@ -7,6 +7,7 @@ naming every step and its exact command."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -80,6 +81,60 @@ def test_train_and_decode_results_are_the_scripts_own(report):
             assert r["speedup_vs_dynamic"] == pytest.approx(1.0)
     gen = steps["generation"]["result"]
     assert [r["batch"] for r in gen["rows"]] == [1, 4]
+
+
+def _check_side(r: dict, steps: int, seqs: int, new_tokens: int) -> None:
+    assert "error" not in r, r.get("error")
+    assert len(r["rows"]) == steps + 1  # warm-up + timed
+    for row in r["rows"]:
+        assert row["seconds"] > 0 and row["generate_s"] > 0 and row["update_s"] > 0
+        assert row["generate_s"] + row["update_s"] == pytest.approx(row["seconds"], rel=0.05)
+        assert row["completion_tokens"] == [new_tokens] * seqs  # min_new_tokens: every completion full length
+        assert row["gen_tokens"] == seqs * new_tokens
+        assert row["update_tokens"] == sum(row["prompt_tokens"]) + row["gen_tokens"]
+        assert len(row["prompt_keys"]) == seqs and min(row["image_tokens"]) > 0
+    assert r["step_s"] > 0 and r["peak_gib"] > 0
+    assert r["gen_tokens_per_s"] == pytest.approx(sum(x["gen_tokens"] / x["generate_s"] for x in r["rows"][1:]) / steps)
+    assert math.isnan(r["update_mfu"])  # CPU: no peak to divide by
+
+
+def test_train_speed_ran_the_same_work_on_guienv_and_trl(report):
+    """train_speed.py --trl as the check runs it (its JSON is kept whole in the report)."""
+    res, _ = report
+    train = {s["name"]: s for s in res["steps"]}["train"]["result"]
+    st = train["settings"]
+    seqs, T = st["prompts"] * st["group"], st["new_tokens"]
+    assert st["sequences_per_step"] == seqs and st["top_k"] == 0 and st["beta"] == 0.0 and st["min_new_tokens"] == T
+    assert train["same_work"] is True and train["same_work_errors"] == [[]]
+    g, t = train["runs"]["guienv"][0], train["runs"]["trl"][0]
+    for side in (g, t):
+        _check_side(side, st["steps"], seqs, T)
+    for rg, rt in zip(g["rows"], t["rows"]):  # the same prompts, images and completion lengths, step by step
+        for key in ("prompt_keys", "prompt_tokens", "image_tokens", "completion_tokens", "update_tokens"):
+            assert rg[key] == rt[key]
+        assert rg["pixel_sums"] == pytest.approx(rt["pixel_sums"], rel=1e-3) and any(v != 0 for v in rg["pixel_sums"])
+    assert g["generation"] == t["generation"] and g["generation"]["top_k"] == 0 and g["generation"]["suppress_tokens"]
+    assert g["config"]["aggregation"] == "constant" and t["config"]["loss_type"] == "dr_grpo"
+    assert t["config"]["per_device_train_batch_size"] * t["config"]["gradient_accumulation_steps"] == seqs  # one optimizer step
+    assert t["processor"].startswith(("ImageOnlyQwen2_5_VLProcessor", "Qwen2_5_VLProcessor"))
+    assert g["model"] == t["model"]  # same weights' shape, all trainable
+    assert g["model"]["trainable_params"] == g["model"]["lm_params"] + g["model"]["vision_params"] > 0
+    ratio = train["ratio_trl_over_guienv"]["step_s"]
+    assert ratio["mean"] == pytest.approx(t["step_s"] / g["step_s"]) and ratio["min"] <= ratio["mean"] <= ratio["max"]
+
+
+def test_engine_speed_ran_both_engines_on_the_same_work(report):
+    res, _ = report
+    step = {s["name"]: s for s in res["steps"]}["engine"]
+    if step["status"] == "skipped":  # only where vllm does not import (CI has it: the first test insists)
+        pytest.skip(step["reason"])
+    data = step["result"]
+    assert set(data["engines"]) == {"transformers", "vllm"}
+    T = data["config"]["new_tokens"]
+    for name, r in data["engines"].items():
+        assert r["completion_tokens"] == [T] * len(r["completion_tokens"]), name  # min == max: the same work
+        assert r["tokens_per_s"] > 0 and r["grpo_step_s"] > 0 and math.isfinite(r["loss"])
+    assert data["ratios"]["vllm_over_transformers_tokens_per_s"] > 0
 
 
 def test_markdown_names_every_step_and_its_command(report):

@@ -255,21 +255,6 @@ def test_guienv_train_end_to_end_with_the_vllm_engine_and_resume(setup, tmp_path
     assert json.loads((out / "eval.json").read_text())["eval_after"]["episodes"] == 1
 
 
-def test_engine_speed_benchmark_smoke(tmp_path):
-    out = tmp_path / "speed.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
-    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "engine_speed.py"), "--smoke", "--json", str(out)],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    data = json.loads(out.read_text())
-    assert set(data["engines"]) == {"transformers", "vllm"}
-    T = data["config"]["new_tokens"]
-    for name, r in data["engines"].items():
-        assert r["completion_tokens"] == [T] * len(r["completion_tokens"]), name  # min == max: the same work
-        assert r["tokens_per_s"] > 0 and r["grpo_step_s"] > 0 and np.isfinite(r["loss"])
-    assert data["ratios"]["vllm_over_transformers_tokens_per_s"] > 0
-
-
 def test_guienv_eval_with_the_vllm_engine_plays_the_transformers_greedy_episodes(setup, tmp_path):
     """``guienv eval --agent text --engine vllm``: greedy, so the same episodes as the policy's own generate."""
     _, _, model = setup

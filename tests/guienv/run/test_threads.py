@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-import torch
 
 from guienv.errors import DataError
-from guienv.run.threads import busy_cpu_warning, set_torch_threads
+from guienv.run.threads import busy_cpu_warning
 from guienv.run.train_config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_warns_only_when_the_threads_would_share_their_cores():
@@ -21,15 +27,16 @@ def test_warns_only_when_the_threads_would_share_their_cores():
     busy_cpu_warning(2, "cpu")                                            # reads this machine's load without failing
 
 
-def test_set_torch_threads_and_restore():
-    before = torch.get_num_threads()
-    try:
-        assert set_torch_threads(1) == 1 and torch.get_num_threads() == 1
-        assert set_torch_threads(None) == 1  # None keeps what is set
-        with pytest.raises(ValueError, match="torch_threads"):
-            set_torch_threads(0)
-    finally:
-        torch.set_num_threads(before)
+def test_set_torch_threads_in_a_fresh_process():
+    # A fresh interpreter: a colocated vLLM CPU engine started earlier in this test process replaces
+    # torch.set_num_threads with a no-op once it has bound its threads (vllm/v1/worker/cpu_worker.py).
+    code = ("import torch; from guienv.run.threads import set_torch_threads as s\n"
+            "assert s(1) == 1 == torch.get_num_threads()\n"
+            "assert s(None) == 1\n"
+            "try:\n    s(0)\nexcept ValueError as e:\n    assert 'torch_threads' in str(e)\nelse:\n    raise SystemExit('no error')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr[-2000:]
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "two", "true"])
