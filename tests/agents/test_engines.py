@@ -86,11 +86,16 @@ def test_transformers_engine_leaves_the_policy_sampling_unchanged(text_policy):
     assert engine.syncs == 0
 
 
-def test_transformers_engine_decoding_options_need_configure_decoding(text_policy):
-    if hasattr(text_policy, "configure_decoding"):
-        pytest.skip("the policy has configure_decoding (another branch): its own tests cover it")
-    with pytest.raises(ValueError, match="cache"):
+def test_transformers_engine_hands_its_decoding_options_to_the_policy(text_policy):
+    try:
         make_engine(EngineConfig(cache="static"), text_policy)
+        assert text_policy.decoding == {"cache_implementation": "static", "disable_compile": True}
+        assert text_policy.engine is None  # the transformers engine is the policy's own generate
+        with pytest.raises(ValueError, match="generation.compile"):
+            make_engine(EngineConfig(cache="dynamic", compile=True), text_policy)
+    finally:
+        text_policy.configure_decoding()
+    assert text_policy.decoding == {}
 
 
 # -- truncated importance sampling -----------------------------------------------------------------
