@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from guienv.errors import DataError
-from guienv.run.threads import busy_cpu_warning
+from guienv.run.threads import busy_cpu_warning, other_cpu_load
 from guienv.run.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -18,13 +19,33 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_warns_only_when_the_threads_would_share_their_cores():
     assert busy_cpu_warning(2, "cpu", load=0.1, cores=2) is None          # idle: both cores free
-    assert busy_cpu_warning(2, "cpu", load=0.7, cores=2) is None          # 1.3 free cores for 2 threads: fine
-    msg = busy_cpu_warning(2, "cpu", load=1.8, cores=2)
-    assert msg is not None and "1.8 on 2 cores" in msg and "train.torch_threads=1" in msg
+    assert busy_cpu_warning(2, "cpu", load=0.4, cores=2) is None          # 1.6 free cores for 2 threads: fine
+    msg = busy_cpu_warning(2, "cpu", load=1.0, cores=2)                    # one core taken
+    assert msg is not None and "use 1.0 of 2 cores" in msg and "train.torch_threads=1" in msg
     assert busy_cpu_warning(4, "cpu", load=3.0, cores=8) is None
     assert busy_cpu_warning(1, "cpu", load=9.0, cores=2) is None          # one thread has no barrier to wait at
     assert busy_cpu_warning(2, "cuda", load=9.0, cores=2) is None
     busy_cpu_warning(2, "cpu")                                            # reads this machine's load without failing
+
+
+def test_other_cpu_load_sees_a_busy_process_and_not_itself():
+    import threading
+
+    base = other_cpu_load(0.3)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert other_cpu_load(0.5) > base + 0.6                           # the spinning child: about one core
+    finally:
+        busy.kill()
+        busy.wait()
+    stop = time.perf_counter() + 0.6
+    spin = threading.Thread(target=lambda: [None for _ in iter(lambda: time.perf_counter() < stop, False)])
+    spin.start()
+    try:
+        assert other_cpu_load(0.4) < base + 0.5                           # this process's own work is not "other"
+    finally:
+        spin.join()
 
 
 def test_set_torch_threads_in_a_fresh_process():
