@@ -31,13 +31,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agents.decoding import CACHES
 from guienv.config import ConfigValueError
 
 __all__ = ["CACHES", "CORRECTIONS", "ENGINES", "EngineConfig", "GenerationEngine", "TransformersEngine",
            "install_engine", "make_engine", "tis_weights"]
 
 ENGINES = ("transformers", "vllm")
-CACHES = ("dynamic", "static")
 CORRECTIONS = ("none", "tis")
 # vllm.LLM keyword arguments the engine sets itself (they follow the policy and the run).
 _RESERVED_VLLM = ("model", "tokenizer", "seed", "logprobs_mode", "distributed_executor_backend")
@@ -109,11 +109,7 @@ class TransformersEngine:
         self.config = config
         self.syncs = 0
         self.sync_time = 0.0
-        configure = getattr(policy, "configure_decoding", None)
-        if configure is not None:
-            configure(cache=config.cache, compile=config.compile)
-        elif config.cache != "dynamic" or config.compile:
-            raise ConfigValueError("cache", "this policy has no configure_decoding: only cache dynamic, compile false")
+        policy.configure_decoding(cache=config.cache, compile=config.compile)
 
     def sample(self, prompts, n, **kwargs):
         return self.policy.sample(prompts, n, **kwargs)

@@ -179,7 +179,7 @@ class Policy:
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=n)
         else:
             kwargs.update(do_sample=False)
-        kwargs.update(getattr(self, "decoding", {}))
+        kwargs.update(self.decoding)
         return kwargs
 
     @no_grad

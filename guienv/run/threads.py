@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
-__all__ = ["busy_cpu_warning", "other_cpu_load", "set_torch_threads"]
+__all__ = ["busy_cpu_warning", "configure_threads", "other_cpu_load", "set_torch_threads"]
 
 
 def set_torch_threads(n: int | None) -> int:
@@ -72,3 +73,13 @@ def busy_cpu_warning(threads: int, device: str, load: float | None = None, cores
     return (f"the CPU is busy (other processes use {load:.1f} of {cores} cores) and torch uses {threads} threads: "
             f"they wait on each other at every op while another process holds a core, which slows a small "
             f"model's steps several times over; set train.torch_threads=1 (or OMP_NUM_THREADS=1), or wait for the CPU")
+
+
+def configure_threads(n: int | None, device: Any, log: Any, main: bool = True) -> int:
+    """A run's start: ``n`` threads (:func:`set_torch_threads`); the main rank logs the busy-CPU
+    warning when there is one. Returns the count in use."""
+    threads = set_torch_threads(n)
+    busy = busy_cpu_warning(threads, str(device).split(":")[0]) if main else None
+    if busy:
+        log(f"warning: {busy}")
+    return threads

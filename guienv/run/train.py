@@ -59,7 +59,7 @@ from guienv.run.checkpoints import (
 from guienv.run.command import run_command
 from guienv.run.distributed import barrier, init_distributed
 from guienv.run.metrics import MetricsLog, clean_value, plot_curves
-from guienv.run.threads import busy_cpu_warning, set_torch_threads
+from guienv.run.threads import configure_threads
 from guienv.run.train_config import RewardConfig, RunConfig, TrainConfig
 from guienv.run.train_data import TaskData, load_tasks, mean_click_accuracy
 from guienv.run.train_model import (
@@ -148,10 +148,7 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, start: int, log
 
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     seed_all(cfg.train.seed + dist.rank)
-    threads = set_torch_threads(cfg.train.torch_threads)
-    busy = busy_cpu_warning(threads, str(dist.device).split(":")[0]) if dist.is_main else None
-    if busy:
-        log(f"warning: {busy}")
+    configure_threads(cfg.train.torch_threads, dist.device, log, dist.is_main)
     fsdp = cfg.train.distributed == "fsdp" and dist.active
     _check_settings(cfg, dist, fsdp)
     base_path = resolve_model_path(cfg.model, out, dist)

@@ -51,7 +51,7 @@ from guienv.run.checkpoints import (
 )
 from guienv.run.distributed import barrier, init_distributed
 from guienv.run.metrics import MetricsLog, clean_value, plot_curves
-from guienv.run.threads import busy_cpu_warning, set_torch_threads
+from guienv.run.threads import configure_threads
 from guienv.run.train_config import TrainConfig
 from guienv.run.train_env import env_spec, env_tasks, task_lengths
 from guienv.run.train_model import (
@@ -150,10 +150,7 @@ def _setup(cfg: TrainConfig, out: Path, dist, ckpt: Path | None, log: Any) -> _R
 
         (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     seed_all(cfg.train.seed + dist.rank)
-    threads = set_torch_threads(cfg.train.torch_threads)
-    busy = busy_cpu_warning(threads, str(dist.device).split(":")[0]) if dist.is_main else None
-    if busy:
-        log(f"warning: {busy}")
+    configure_threads(cfg.train.torch_threads, dist.device, log, dist.is_main)
     if cfg.grpo.prompts_per_step < dist.world:
         raise ValueError(f"grpo.prompts_per_step must be >= the world size {dist.world}")
     policy, train_model, autocast, base = _load_policy(cfg, out, ckpt, dist)

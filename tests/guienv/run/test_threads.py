@@ -67,3 +67,22 @@ def test_bad_torch_threads_names_the_file_and_key(tmp_path, value):
     with pytest.raises(DataError, match=r"bad\.yaml.*train\.torch_threads|train\.torch_threads.*bad\.yaml"):
         TrainConfig.from_yaml(cfg)
     assert TrainConfig.from_yaml(cfg, ["train.torch_threads=3"]).train.torch_threads == 3
+
+
+def test_a_run_start_logs_the_warning_only_on_the_main_rank():
+    code = ("from guienv.run.threads import configure_threads\n"
+            "seen = []\n"
+            "assert configure_threads(2, 'cpu', seen.append, main=False) == 2 and seen == []\n"
+            "assert configure_threads(2, 'cpu', seen.append) == 2\n"
+            "print(seen)\n")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(0.3)
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    finally:
+        for b in busy:
+            b.kill()
+            b.wait()
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "warning: the CPU is busy" in res.stdout and "train.torch_threads=1" in res.stdout
